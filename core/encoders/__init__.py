@@ -1,0 +1,28 @@
+"""Encoders turn an RGB image into a token grid of features (see core.features.Features)."""
+from __future__ import annotations
+
+from typing import Optional, Protocol
+
+import numpy as np
+
+from core.features import Features
+from core.jobs import CancelToken, Progress
+from core.settings import Settings
+
+
+class Encoder(Protocol):
+    """Anything that maps an (H, W, 3) uint8 RGB image to Features."""
+
+    name: str
+
+    def encode(self, image: np.ndarray, progress: Optional[Progress] = None,
+               cancel: Optional[CancelToken] = None) -> Features: ...
+
+
+def make_encoder(settings: Settings) -> Encoder:
+    """The encoder the settings ask for; diffusion code is imported only when needed."""
+    if settings.encoder == "classic":
+        from core.encoders.classic import ClassicEncoder
+        return ClassicEncoder(tokens_long_side=settings.classic_tokens)
+    from core.encoders.diffusion import DiffusionEncoder
+    return DiffusionEncoder.from_settings(settings)

@@ -1,0 +1,39 @@
+"""The encoder output handed to every cut method."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Features:
+    """Per-token features of one image, and optionally self-attention maps.
+
+    tokens:    (h, w, c) float32 token grid; h and w follow the image's aspect ratio
+               (or are equal in `square` resize mode).
+    attention: optional self-attention probabilities, keyed by the grid shape (hr, wr)
+               of the layers they come from: an (hr*wr, hr*wr) float32 row-stochastic
+               matrix, averaged over heads and over the layers of that resolution.
+    image_size: (height, width) of the image the features describe.
+    encoder:   a short description shown to the user, e.g. "classic" or "diffusion ssd-1b".
+    """
+
+    tokens: np.ndarray
+    image_size: tuple[int, int]
+    encoder: str
+    attention: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.tokens.ndim != 3:
+            raise ValueError(f"token grid must be (h, w, c), got shape {self.tokens.shape}")
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return int(self.tokens.shape[0]), int(self.tokens.shape[1])
+
+    def flat(self) -> np.ndarray:
+        """Tokens as an (h*w, c) matrix in row-major order (token id = row * w + col)."""
+        h, w, c = self.tokens.shape
+        return self.tokens.reshape(h * w, c)

@@ -1,0 +1,524 @@
+"""The segment tree: an editable hierarchy of regions over pixel atoms.
+
+Pixels are grouped into atoms (the finest regions, `atom_map`); every node owns a set of
+atoms, and an internal node owns exactly the union of its children's atoms. The frontier
+(the nodes shown as segments) is every node whose ancestors are all expanded while it is
+collapsed or a leaf; it is always a partition of the atoms, hence of the pixels.
+
+Every edit returns an `Edit` that can be undone and redone; an edit records the state of
+each node it touched (and the atom-map pixels it changed) before and after.
+"""
+from __future__ import annotations
+
+import colorsys
+import math
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+
+from core.errors import CutTreeError
+
+#: cutter(mask) -> labels (0..k-1, k >= 2) for the True pixels of `mask` in row-major
+#: order, or None when the region cannot be cut further.
+Cutter = Callable[[np.ndarray], Optional[np.ndarray]]
+
+
+class TreeEditError(CutTreeError):
+    """An edit was asked that the tree cannot do (the message says why)."""
+
+
+def node_color(node_id: int) -> tuple[int, int, int]:
+    """A distinct, stable colour per node id (golden-ratio hue steps)."""
+    hue = (node_id * 0.618033988749895) % 1.0
+    sat = 0.65 + 0.25 * ((node_id * 7) % 3) / 2
+    r, g, b = colorsys.hsv_to_rgb(hue, sat, 0.95)
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+def _frozen(atoms: Iterable[int]) -> np.ndarray:
+    arr = np.unique(np.asarray(list(atoms) if not isinstance(atoms, np.ndarray) else atoms,
+                               dtype=np.int32))
+    arr.flags.writeable = False
+    return arr
+
+
+@dataclass
+class Node:
+    """One region of the tree. `category=None` means inherited from the parent."""
+
+    id: int
+    parent: Optional[int]
+    children: list[int]
+    atoms: np.ndarray
+    cost: float = math.inf
+    expanded: bool = False
+    category: Optional[int] = None
+    name: str = ""
+    color: tuple[int, int, int] = (128, 128, 128)
+    visible: bool = True
+    ignored: bool = False
+
+    def copy(self) -> "Node":
+        return replace(self, children=list(self.children))
+
+
+@dataclass
+class Edit:
+    """An undo record: node states before/after (None = absent) and atom-map pixel changes."""
+
+    kind: str
+    before: dict[int, Optional[Node]] = field(default_factory=dict)
+    after: dict[int, Optional[Node]] = field(default_factory=dict)
+    pixels: Optional[np.ndarray] = None        # flat indices into atom_map
+    atoms_before: Optional[np.ndarray] = None
+    atoms_after: Optional[np.ndarray] = None
+    next_id: tuple[int, int] = (0, 0)          # (before, after)
+    n_atoms: tuple[int, int] = (0, 0)
+
+
+class SegmentTree:
+    """Nodes over pixel atoms, with a frontier and reversible edit operations."""
+
+    def __init__(self, atom_map: np.ndarray, nodes: dict[int, Node], root: int,
+                 image_size: Optional[tuple[int, int]] = None) -> None:
+        if atom_map.ndim != 2:
+            raise ValueError(f"atom map must be 2-D, got shape {atom_map.shape}")
+        self.atom_map = np.ascontiguousarray(atom_map, dtype=np.int32)
+        self.nodes = nodes
+        self.root = root
+        self.image_size = tuple(image_size or atom_map.shape)
+        self.n_atoms = int(self.atom_map.max()) + 1 if self.atom_map.size else 0
+        self.next_id = max(nodes) + 1
+        self._atom_area = np.bincount(self.atom_map.ravel(), minlength=self.n_atoms)
+        self._rec: Optional[Edit] = None
+        self._frontier: Optional[list[int]] = None
+        self.version = 0
+
+    # ----------------------------------------------------------------- building
+    @classmethod
+    def from_nested(cls, atom_map: np.ndarray, nested: "NestedNode",
+                    image_size: Optional[tuple[int, int]] = None) -> "SegmentTree":
+        """Build from (atoms, cost, children) tuples; leaves must list their atoms."""
+        nodes: dict[int, Node] = {}
+
+        def build(item: NestedNode, parent: Optional[int]) -> Node:
+            atoms, cost, children = item
+            nid = len(nodes)
+            node = Node(nid, parent, [], _frozen(atoms), cost=cost, color=node_color(nid))
+            nodes[nid] = node
+            if children:
+                kids = [build(child, nid) for child in children]
+                node.children = [k.id for k in kids]
+                node.atoms = _frozen(np.concatenate([k.atoms for k in kids]))
+            return node
+
+        build(nested, None)
+        return cls(atom_map, nodes, 0, image_size)
+
+    @classmethod
+    def flat(cls, label_map: np.ndarray, image_size: Optional[tuple[int, int]] = None) -> "SegmentTree":
+        """A root over one child per label (labels 0..K-1), the root expanded."""
+        k = int(label_map.max()) + 1
+        if k == 1:
+            return cls.from_nested(label_map, ([0], math.inf, []), image_size)
+        tree = cls.from_nested(label_map, ([], 0.0, [([i], math.inf, []) for i in range(k)]),
+                               image_size)
+        tree.nodes[tree.root].expanded = True
+        return tree
+
+    # ----------------------------------------------------------------- queries
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.atom_map.shape  # type: ignore[return-value]
+
+    def children(self, node_id: int) -> list[int]:
+        return self.nodes[node_id].children
+
+    def ancestors(self, node_id: int) -> list[int]:
+        """Parent, grandparent, ... up to the root."""
+        out = []
+        parent = self.nodes[node_id].parent
+        while parent is not None:
+            out.append(parent)
+            parent = self.nodes[parent].parent
+        return out
+
+    def descendants(self, node_id: int) -> list[int]:
+        out, stack = [], list(self.nodes[node_id].children)
+        while stack:
+            nid = stack.pop()
+            out.append(nid)
+            stack.extend(self.nodes[nid].children)
+        return out
+
+    def depth(self, node_id: int) -> int:
+        return len(self.ancestors(node_id))
+
+    def frontier(self) -> list[int]:
+        """Node ids shown as segments, in depth-first order (cached until the next edit)."""
+        if self._frontier is None:
+            out, stack = [], [self.root]
+            while stack:
+                node = self.nodes[stack.pop()]
+                if node.expanded and node.children:
+                    stack.extend(reversed(node.children))
+                else:
+                    out.append(node.id)
+            self._frontier = out
+        return list(self._frontier)
+
+    def is_frontier(self, node_id: int) -> bool:
+        node = self.nodes[node_id]
+        if node.expanded and node.children:
+            return False
+        return all(self.nodes[a].expanded for a in self.ancestors(node_id))
+
+    def effective_category(self, node_id: int) -> Optional[int]:
+        """The node's category, or the nearest ancestor's when it has none."""
+        nid: Optional[int] = node_id
+        while nid is not None:
+            node = self.nodes[nid]
+            if node.category is not None:
+                return node.category
+            nid = node.parent
+        return None
+
+    def area(self, node_id: int) -> int:
+        return int(self._atom_area[self.nodes[node_id].atoms].sum())
+
+    def atom_lut(self, node_ids: Iterable[int], fill: int = -1) -> np.ndarray:
+        """Per-atom value: the position of the node (in `node_ids`) that owns the atom."""
+        lut = np.full(self.n_atoms, fill, dtype=np.int32)
+        for index, nid in enumerate(node_ids):
+            lut[self.nodes[nid].atoms] = index
+        return lut
+
+    def frontier_labels(self) -> tuple[np.ndarray, list[int]]:
+        """(label map of frontier indices, frontier node ids)."""
+        front = self.frontier()
+        return self.atom_lut(front)[self.atom_map], front
+
+    def mask(self, node_id: int) -> np.ndarray:
+        lut = np.zeros(self.n_atoms, dtype=bool)
+        lut[self.nodes[node_id].atoms] = True
+        return lut[self.atom_map]
+
+    def node_at(self, row: int, col: int) -> int:
+        """The frontier node under a pixel of the atom map."""
+        atom = int(self.atom_map[row, col])
+        for nid in self.frontier():
+            atoms = self.nodes[nid].atoms
+            i = np.searchsorted(atoms, atom)
+            if i < len(atoms) and atoms[i] == atom:
+                return nid
+        raise AssertionError(f"atom {atom} is on no frontier node")
+
+    def lowest_common_ancestor(self, node_ids: Iterable[int]) -> int:
+        paths = [[nid] + self.ancestors(nid) for nid in node_ids]
+        common = set(paths[0]).intersection(*map(set, paths[1:]))
+        return next(nid for nid in paths[0] if nid in common)
+
+    def check_invariants(self) -> None:
+        """Raise AssertionError when nesting or partition is broken (used by tests)."""
+        for node in self.nodes.values():
+            for child in node.children:
+                assert self.nodes[child].parent == node.id, f"child {child} of {node.id} has another parent"
+            if node.children:
+                parts = np.concatenate([self.nodes[c].atoms for c in node.children])
+                assert len(parts) == len(np.unique(parts)), f"children of {node.id} overlap"
+                assert np.array_equal(np.sort(parts), node.atoms), f"node {node.id} is not the union of its children"
+        assert self.nodes[self.root].parent is None
+        used = np.unique(self.atom_map)
+        root_atoms = self.nodes[self.root].atoms
+        assert np.isin(used, root_atoms).all(), "some pixels belong to no node"
+        covered = np.concatenate([self.nodes[n].atoms for n in self.frontier()])
+        assert len(covered) == len(np.unique(covered)), "frontier segments overlap"
+        assert np.array_equal(np.sort(covered), root_atoms), "frontier does not cover the image"
+
+    # ----------------------------------------------------------------- recording
+    def _begin(self, kind: str) -> None:
+        self._rec = Edit(kind, next_id=(self.next_id, self.next_id),
+                         n_atoms=(self.n_atoms, self.n_atoms))
+
+    def _touch(self, node_id: int) -> Node:
+        """Record the state of a node before its first change in this edit; return it."""
+        assert self._rec is not None
+        if node_id not in self._rec.before:
+            node = self.nodes.get(node_id)
+            self._rec.before[node_id] = node.copy() if node else None
+        return self.nodes[node_id]
+
+    def _new_node(self, parent: Optional[int], children: list[int], atoms: np.ndarray, **kw) -> Node:
+        assert self._rec is not None
+        nid = self.next_id
+        self.next_id += 1
+        self._rec.before[nid] = None
+        node = Node(nid, parent, children, _frozen(atoms), color=node_color(nid), **kw)
+        self.nodes[nid] = node
+        return node
+
+    def _delete(self, node_id: int) -> None:
+        self._touch(node_id)
+        del self.nodes[node_id]
+
+    def _end(self) -> Optional[Edit]:
+        rec, self._rec = self._rec, None
+        assert rec is not None
+        rec.after = {nid: (self.nodes[nid].copy() if nid in self.nodes else None) for nid in rec.before}
+        rec.next_id = (rec.next_id[0], self.next_id)
+        rec.n_atoms = (rec.n_atoms[0], self.n_atoms)
+        changed = [nid for nid in rec.before if not _same(rec.before[nid], rec.after[nid])]
+        if not changed and rec.pixels is None:
+            return None
+        rec.before = {nid: rec.before[nid] for nid in changed}
+        rec.after = {nid: rec.after[nid] for nid in changed}
+        self._changed()
+        return rec
+
+    def _changed(self) -> None:
+        self._frontier = None
+        self.version += 1
+
+    def undo(self, edit: Edit) -> None:
+        self._apply(edit.before, edit.atoms_before, edit, edit.next_id[0], edit.n_atoms[0])
+
+    def redo(self, edit: Edit) -> None:
+        self._apply(edit.after, edit.atoms_after, edit, edit.next_id[1], edit.n_atoms[1])
+
+    def _apply(self, states: dict[int, Optional[Node]], atom_values: Optional[np.ndarray],
+               edit: Edit, next_id: int, n_atoms: int) -> None:
+        for nid, state in states.items():
+            if state is None:
+                self.nodes.pop(nid, None)
+            else:
+                self.nodes[nid] = state.copy()
+        self.next_id = next_id
+        if edit.pixels is not None and atom_values is not None:
+            self.atom_map.ravel()[edit.pixels] = atom_values
+            self.n_atoms = n_atoms
+            self._atom_area = np.bincount(self.atom_map.ravel(), minlength=self.n_atoms)
+        self._changed()
+
+    # ----------------------------------------------------------------- edits
+    def set_granularity(self, granularity: float, node_id: Optional[int] = None) -> Optional[Edit]:
+        """Expand every node of the subtree whose split cost is below `granularity`."""
+        self._begin("granularity")
+        top = self.root if node_id is None else node_id
+        for nid in [top] + self.descendants(top):
+            node = self.nodes[nid]
+            want = bool(node.children) and node.cost < granularity
+            if node.expanded != want:
+                self._touch(nid).expanded = want
+        return self._end()
+
+    def split(self, node_id: int, cutter: Optional[Cutter] = None) -> Edit:
+        """Show a segment's children; a leaf is cut anew by `cutter` (new atoms)."""
+        node = self.nodes[node_id]
+        self._begin("split")
+        if node.children:
+            if node.expanded and all(self.nodes[a].expanded for a in self.ancestors(node_id)):
+                self._rec = None
+                raise TreeEditError("this region is already split")
+            for nid in [node_id] + self.ancestors(node_id):
+                if not self.nodes[nid].expanded:
+                    self._touch(nid).expanded = True
+        else:
+            self._cut_leaf(node_id, cutter)
+        edit = self._end()
+        assert edit is not None
+        return edit
+
+    def _cut_leaf(self, node_id: int, cutter: Optional[Cutter]) -> None:
+        mask = self.mask(node_id)
+        labels = cutter(mask) if cutter is not None else None
+        if labels is None or len(np.unique(labels)) < 2:
+            self._rec = None
+            raise TreeEditError("this region cannot be cut any further")
+        labels = np.asarray(labels)
+        pixels = np.flatnonzero(mask)
+        _, labels = np.unique(labels, return_inverse=True)
+        new_atoms = self.n_atoms + labels
+        assert self._rec is not None
+        self._rec.pixels = pixels
+        self._rec.atoms_before = self.atom_map.ravel()[pixels].copy()
+        self._rec.atoms_after = new_atoms.astype(np.int32)
+        self.atom_map.ravel()[pixels] = new_atoms
+        k = int(labels.max()) + 1
+        self.n_atoms += k
+        self._atom_area = np.bincount(self.atom_map.ravel(), minlength=self.n_atoms)
+        created = np.arange(self.n_atoms - k, self.n_atoms)
+        old = self.nodes[node_id].atoms
+        for nid in [node_id] + self.ancestors(node_id):
+            target = self._touch(nid)
+            target.atoms = _frozen(np.concatenate([np.setdiff1d(target.atoms, old), created]))
+        node = self._touch(node_id)
+        node.children = [self._new_node(node_id, [], [a]).id for a in created]
+        node.expanded = True
+        node.cost = -math.inf  # a cut asked by the user stays shown at every granularity
+
+    def merge(self, node_ids: Iterable[int]) -> Edit:
+        """Merge regions: all children of one parent collapse it; others form a new group."""
+        ids = list(dict.fromkeys(node_ids))
+        if len(ids) < 2:
+            raise TreeEditError("select at least two regions to merge")
+        for nid in ids:
+            if nid not in self.nodes:
+                raise TreeEditError(f"region {nid} does not exist")
+            if set(self.ancestors(nid)) & set(ids):
+                raise TreeEditError("cannot merge a region with a region that contains it")
+        category = self._merged_category(ids)
+        lca = self.lowest_common_ancestor(ids)
+        atoms = np.concatenate([self.nodes[nid].atoms for nid in ids])
+        self._begin("merge")
+        if len(atoms) == len(self.nodes[lca].atoms):
+            shown = self._touch(lca)  # the selection is all of their common ancestor
+            shown.expanded = False
+        else:
+            shown = self._new_node(lca, [], atoms, cost=math.inf)
+            self._touch(lca).children.append(shown.id)
+            self._move(ids, shown.id)
+            shown.ignored = all(self.nodes[nid].ignored for nid in ids)
+        if category is not None and self.effective_category(shown.id) != category:
+            self._touch(shown.id).category = category
+        for anc in self.ancestors(shown.id):
+            if not self.nodes[anc].expanded:
+                self._touch(anc).expanded = True
+        edit = self._end()
+        assert edit is not None
+        return edit
+
+    def _merged_category(self, ids: list[int]) -> Optional[int]:
+        """The category a merged region takes: the labelled majority by area, if any."""
+        votes: dict[int, int] = {}
+        for nid in ids:
+            cat = self.effective_category(nid)
+            if cat is not None:
+                votes[cat] = votes.get(cat, 0) + self.area(nid)
+        return max(votes, key=lambda c: votes[c]) if votes else None
+
+    def regroup(self, node_ids: Iterable[int], new_parent: int) -> Edit:
+        """Move regions under another node (drag in the layer panel)."""
+        ids = list(dict.fromkeys(node_ids))
+        for nid in ids:
+            if nid == new_parent or nid in self.ancestors(new_parent):
+                raise TreeEditError("cannot move a region into itself")
+            if nid == self.root:
+                raise TreeEditError("cannot move the whole image")
+        self._begin("regroup")
+        self._move(ids, new_parent)
+        return self._end() or Edit("regroup")
+
+    def _move(self, ids: list[int], new_parent: int) -> None:
+        """Re-parent nodes, keeping every node the union of its children."""
+        for nid in ids:
+            old_parent = self.nodes[nid].parent
+            assert old_parent is not None
+            self._touch(old_parent).children.remove(nid)
+            self._touch(nid).parent = new_parent
+            self._drop_if_empty(old_parent)
+        self._touch(new_parent).children.extend(n for n in ids if n not in self.nodes[new_parent].children)
+        self._recompute_atoms_and_tidy()
+
+    def _drop_if_empty(self, node_id: int) -> None:
+        """Delete a node left without children, and its ancestors left empty by that."""
+        node = self.nodes[node_id]
+        while node.id != self.root and not node.children:
+            parent = self._touch(node.parent)  # type: ignore[arg-type]
+            parent.children.remove(node.id)
+            self._delete(node.id)
+            node = parent
+
+    def _recompute_atoms_and_tidy(self) -> None:
+        """Recompute atoms bottom-up; drop empty internal nodes, splice single-child ones."""
+        order = [self.root] + self.descendants(self.root)
+        for nid in reversed(order):
+            node = self.nodes.get(nid)
+            if node is None or not node.children:
+                continue
+            if nid != self.root and len(node.children) == 1:
+                self._splice(nid)
+                continue
+            atoms = _frozen(np.concatenate([self.nodes[c].atoms for c in node.children]))
+            if not np.array_equal(atoms, node.atoms):
+                self._touch(nid).atoms = atoms
+
+    def _splice(self, node_id: int) -> None:
+        """Replace a node that has a single child by that child."""
+        node = self.nodes[node_id]
+        child = self._touch(node.children[0])
+        parent = self._touch(node.parent)  # type: ignore[arg-type]
+        parent.children[parent.children.index(node_id)] = child.id
+        child.parent = parent.id
+        if child.category is None:
+            child.category = node.category
+        self._delete(node_id)
+
+    def label(self, node_ids: Iterable[int], category: Optional[int]) -> Optional[Edit]:
+        """Give regions a category (None = unlabelled); their sub-regions follow."""
+        self._begin("label")
+        for nid in node_ids:
+            self._touch(nid).category = category
+            for desc in self.descendants(nid):
+                if self.nodes[desc].category is not None:
+                    self._touch(desc).category = None
+        return self._end()
+
+    def set_ignored(self, node_ids: Iterable[int], ignored: bool = True) -> Optional[Edit]:
+        """Mark regions as ignored (not exported)."""
+        return self._set_field("ignore", node_ids, "ignored", ignored)
+
+    def set_visible(self, node_ids: Iterable[int], visible: bool) -> Optional[Edit]:
+        return self._set_field("visibility", node_ids, "visible", visible)
+
+    def rename(self, node_id: int, name: str) -> Optional[Edit]:
+        return self._set_field("rename", [node_id], "name", name)
+
+    def _set_field(self, kind: str, node_ids: Iterable[int], name: str, value: object) -> Optional[Edit]:
+        self._begin(kind)
+        for nid in node_ids:
+            if getattr(self.nodes[nid], name) != value:
+                setattr(self._touch(nid), name, value)
+        return self._end()
+
+
+NestedNode = tuple  # (atoms: list[int], cost: float, children: list[NestedNode])
+
+
+def _same(a: Optional[Node], b: Optional[Node]) -> bool:
+    if a is None or b is None:
+        return a is b
+    return (a.parent == b.parent and a.children == b.children and np.array_equal(a.atoms, b.atoms)
+            and a.cost == b.cost and a.expanded == b.expanded and a.category == b.category
+            and a.name == b.name and a.color == b.color and a.visible == b.visible
+            and a.ignored == b.ignored)
+
+
+class History:
+    """Linear undo/redo over a tree's edits (the GUI uses a QUndoStack instead)."""
+
+    def __init__(self, tree: SegmentTree) -> None:
+        self.tree = tree
+        self.done: list[Edit] = []
+        self.undone: list[Edit] = []
+
+    def push(self, edit: Optional[Edit]) -> None:
+        if edit is not None:
+            self.done.append(edit)
+            self.undone.clear()
+
+    def undo(self) -> bool:
+        if not self.done:
+            return False
+        edit = self.done.pop()
+        self.tree.undo(edit)
+        self.undone.append(edit)
+        return True
+
+    def redo(self) -> bool:
+        if not self.undone:
+            return False
+        edit = self.undone.pop()
+        self.tree.redo(edit)
+        self.done.append(edit)
+        return True

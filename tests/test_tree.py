@@ -1,0 +1,125 @@
+"""Segment tree: nesting and partition invariants under random edits, and undo/redo."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from core.tree import History, SegmentTree, TreeEditError
+
+
+def random_tree(rng: np.random.Generator, n_atoms: int = 12, shape=(24, 32)) -> SegmentTree:
+    """A random binary hierarchy over `n_atoms` atoms laid out as random blobs."""
+    seeds = rng.integers(0, shape[0] * shape[1], n_atoms)
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    d = (yy.ravel()[None] - (seeds // shape[1])[:, None]) ** 2 + (xx.ravel()[None] - (seeds % shape[1])[:, None]) ** 2
+    atom_map = np.argmin(d, axis=0).reshape(shape)
+    atom_map = np.unique(atom_map, return_inverse=True)[1].reshape(shape)
+    atoms = list(range(int(atom_map.max()) + 1))
+
+    def build(group):
+        if len(group) == 1:
+            return (group, math.inf, [])
+        cut = int(rng.integers(1, len(group)))
+        return (group, float(rng.uniform(0, 1)), [build(group[:cut]), build(group[cut:])])
+
+    return SegmentTree.from_nested(atom_map, build(atoms))
+
+
+def snapshot(tree: SegmentTree):
+    return ({nid: (n.parent, tuple(n.children), tuple(n.atoms), n.expanded, n.category, n.name, n.ignored)
+             for nid, n in tree.nodes.items()}, tree.atom_map.copy())
+
+
+def cutter_halves(mask):
+    n = int(mask.sum())
+    return None if n < 2 else (np.arange(n) >= n // 2).astype(int)
+
+
+def apply_random_op(tree: SegmentTree, rng: np.random.Generator):
+    front = tree.frontier()
+    op = rng.integers(0, 6)
+    try:
+        if op == 0:
+            return tree.set_granularity(float(rng.uniform(0, 1)))
+        if op == 1:
+            return tree.split(int(rng.choice(front)), cutter_halves)
+        if op == 2 and len(front) >= 2:
+            k = int(rng.integers(2, min(4, len(front)) + 1))
+            return tree.merge([int(x) for x in rng.choice(front, k, replace=False)])
+        if op == 3:
+            return tree.label([int(rng.choice(front))], int(rng.integers(1, 4)))
+        if op == 4:
+            return tree.set_ignored([int(rng.choice(front))], bool(rng.integers(0, 2)))
+        return tree.rename(int(rng.choice(front)), f"r{int(rng.integers(0, 9))}")
+    except TreeEditError:
+        return None
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), n_ops=st.integers(1, 25))
+def test_random_edits_keep_invariants_and_undo_to_start(seed, n_ops):
+    rng = np.random.default_rng(seed)
+    tree = random_tree(rng)
+    tree.set_granularity(0.5)
+    start = snapshot(tree)
+    history = History(tree)
+    states = [start]
+    for _ in range(n_ops):
+        history.push(apply_random_op(tree, rng))
+        tree.check_invariants()
+        labels, front = tree.frontier_labels()
+        assert (labels >= 0).all()  # every pixel in exactly one segment
+        if history.done and (not states or len(states) <= len(history.done)):
+            states.append(snapshot(tree))
+    end = snapshot(tree)
+    while history.undo():
+        tree.check_invariants()
+    s0, s1 = snapshot(tree), start
+    assert s0[0] == s1[0] and np.array_equal(s0[1], s1[1])
+    while history.redo():
+        tree.check_invariants()
+    e = snapshot(tree)
+    assert e[0] == end[0] and np.array_equal(e[1], end[1])
+
+
+def test_merge_siblings_collapses_parent_and_non_siblings_group_under_lca():
+    atom_map = np.repeat(np.arange(4), 4).reshape(4, 4)
+    tree = SegmentTree.from_nested(atom_map, ([], 0.1, [([], 0.2, [([0], math.inf, []), ([1], math.inf, [])]),
+                                                    ([], 0.3, [([2], math.inf, []), ([3], math.inf, [])])]))
+    tree.set_granularity(1.0)
+    assert len(tree.frontier()) == 4
+    leaves = tree.frontier()
+    edit = tree.merge(leaves[:2])
+    assert tree.frontier()[0] == 1 and len(tree.frontier()) == 3
+    tree.undo(edit)
+    edit = tree.merge([leaves[1], leaves[2]])
+    group = edit.after and [n for n, s in edit.after.items() if s is not None and edit.before.get(n) is None][0]
+    assert tree.nodes[group].parent == tree.root
+    assert sorted(tree.nodes[group].atoms.tolist()) == [1, 2]
+    tree.check_invariants()
+    assert len(tree.frontier()) == 3
+
+
+def test_label_is_inherited_and_merge_keeps_the_majority_label():
+    tree = SegmentTree.flat(np.array([[0, 0, 1], [2, 2, 2]]))
+    a, b, c = tree.frontier()
+    tree.label([c], 7)
+    edit = tree.merge([a, c])
+    shown = [n for n in tree.frontier() if n != b][0]
+    assert tree.effective_category(shown) == 7
+    assert all(tree.effective_category(ch) == 7 for ch in tree.nodes[shown].children)
+    tree.undo(edit)
+    assert tree.effective_category(a) is None
+
+
+def test_split_of_a_leaf_uses_the_cutter_and_undo_restores_pixels():
+    tree = SegmentTree.flat(np.zeros((4, 6), dtype=int))
+    before = tree.atom_map.copy()
+    edit = tree.split(tree.root, cutter_halves)
+    assert len(tree.frontier()) == 2 and tree.n_atoms == 3
+    tree.check_invariants()
+    tree.undo(edit)
+    assert np.array_equal(tree.atom_map, before) and tree.frontier() == [tree.root]
+    with pytest.raises(TreeEditError):
+        tree.split(tree.root, lambda m: None)
