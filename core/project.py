@@ -1,0 +1,333 @@
+"""A project folder: `project.json` (images, categories, settings) and one annotation file per image.
+
+`project.json` is versioned (`schema_version`, with a migration hook per older version); images
+are stored by path relative to the project folder, so the folder can be moved with its images.
+Images that moved or vanished are listed in `Project.problems`, never fatal. An annotation file
+that cannot be read is renamed aside (`<name>.damaged-<timestamp>`), reported with its name and
+never overwritten; the rest of the project keeps working.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Iterable, Iterator, Optional
+
+from core.atomic_io import atomic_write_json
+from core.errors import CutTreeError, SettingsError
+from core.safe_json import DataFormatError, Fields, load_json
+from core.settings import Settings
+from core.tree import History, SegmentTree, node_color
+from core.tree_file import SavedTree, load_tree_file, save_tree_file
+
+PROJECT_FILE = "project.json"
+ANNOTATION_DIR = "annotations"
+ANNOTATION_SUFFIX = ".cuttree.npz"
+SCHEMA_VERSION = 1
+MAX_PROJECT_JSON = 64 * 1024 * 1024
+MAX_IMAGES = 1_000_000
+MAX_CATEGORIES = 100_000
+
+#: MIGRATIONS[v] turns a project.json dict of schema v into one of schema v + 1.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+class ProjectError(CutTreeError):
+    """A project cannot be created or opened; the message names the file or folder."""
+
+
+class DamagedFileError(CutTreeError):
+    """An annotation file was unreadable; it was renamed aside (the message says where)."""
+
+
+@dataclass
+class Category:
+    """An annotation class: COCO id (>= 1), name, display colour, thing (countable) or stuff."""
+
+    id: int
+    name: str
+    color: tuple[int, int, int] = (128, 128, 128)
+    isthing: bool = True
+    supercategory: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "color": list(self.color),
+                "isthing": self.isthing, "supercategory": self.supercategory}
+
+
+@dataclass
+class ImageEntry:
+    """One image: its path relative to the project folder (POSIX separators) and its real size."""
+
+    id: int
+    path: str
+    width: int
+    height: int
+    annotation: str
+    crowd: list[int] = field(default_factory=list)   # node ids imported as COCO crowd regions
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"id": self.id, "path": self.path, "width": self.width, "height": self.height,
+               "annotation": self.annotation}
+        if self.crowd:
+            out["crowd"] = list(self.crowd)
+        return out
+
+
+class Project:
+    """An open project folder (see module docstring)."""
+
+    def __init__(self, folder: Path, categories: list[Category], settings: Settings,
+                 images: Optional[list[ImageEntry]] = None) -> None:
+        self.folder = Path(folder)
+        self.categories = list(categories)
+        self.settings = settings
+        self.images: dict[int, ImageEntry] = {e.id: e for e in images or []}
+        self.problems: list[str] = []
+
+    # ------------------------------------------------------------------ create / open / save
+    @classmethod
+    def create(cls, folder: Path, categories: Iterable[Category] = (),
+               settings: Optional[Settings] = None) -> "Project":
+        """Make a new project folder (refuses to overwrite an existing project)."""
+        folder = Path(folder)
+        if (folder / PROJECT_FILE).exists():
+            raise ProjectError(f"{folder / PROJECT_FILE} already exists; open it instead")
+        project = cls(folder, list(categories), settings or Settings())
+        _check_categories(project.categories, str(folder / PROJECT_FILE))
+        project.save()
+        return project
+
+    @classmethod
+    def open(cls, folder: Path) -> "Project":
+        """Read `project.json`; missing images are listed in `problems`, not raised."""
+        folder = Path(folder)
+        path = folder / PROJECT_FILE
+        if not path.is_file():
+            raise ProjectError(f"{folder} is not a CutTree project (no {PROJECT_FILE})")
+        data = migrate(load_json(path, max_bytes=MAX_PROJECT_JSON), str(path))
+        project = _parse_project(folder, data, str(path))
+        project.problems.extend(project.missing_images())
+        return project
+
+    def save(self) -> None:
+        """Write `project.json` atomically."""
+        data = {
+            "schema_version": SCHEMA_VERSION,
+            "app": "CutTree",
+            "categories": [c.to_dict() for c in self.categories],
+            "settings": self.settings.to_dict(),
+            "images": [e.to_dict() for e in self.images.values()],
+        }
+        atomic_write_json(self.folder / PROJECT_FILE, data, indent=1)
+
+    # ------------------------------------------------------------------ images
+    def add_image(self, image_path: Path, width: int, height: int) -> ImageEntry:
+        """Register an image (path stored relative to the project folder when possible)."""
+        image_path = Path(image_path).absolute()
+        try:
+            rel = os.path.relpath(image_path, self.folder.absolute())
+        except ValueError:        # another drive on Windows: keep it absolute
+            rel = str(image_path)
+        rel = Path(rel).as_posix()
+        if any(e.path == rel for e in self.images.values()):
+            raise ProjectError(f"{image_path} is already in the project")
+        image_id = max(self.images, default=0) + 1
+        digest = hashlib.sha1(rel.encode("utf-8")).hexdigest()[:8]
+        annotation = f"{ANNOTATION_DIR}/{_safe_stem(image_path.stem)}-{digest}{ANNOTATION_SUFFIX}"
+        entry = ImageEntry(image_id, rel, int(width), int(height), annotation)
+        self.images[image_id] = entry
+        return entry
+
+    def image_path(self, image_id: int) -> Path:
+        return (self.folder / self.images[image_id].path).resolve()
+
+    def missing_images(self) -> list[str]:
+        """One message per image whose file is not where the project says."""
+        return [f"image {e.path!r} (id {e.id}) was not found at {self.image_path(e.id)}"
+                for e in self.images.values() if not self.image_path(e.id).is_file()]
+
+    def category(self, category_id: int) -> Optional[Category]:
+        return next((c for c in self.categories if c.id == category_id), None)
+
+    def add_category(self, name: str, isthing: bool = True, color: Optional[tuple[int, int, int]] = None) -> Category:
+        new_id = max((c.id for c in self.categories), default=0) + 1
+        category = Category(new_id, name, color or node_color(new_id), isthing)
+        self.categories.append(category)
+        return category
+
+    # ------------------------------------------------------------------ annotations
+    def annotation_path(self, image_id: int) -> Path:
+        return self.folder / self.images[image_id].annotation
+
+    def has_tree(self, image_id: int) -> bool:
+        return self.annotation_path(image_id).is_file()
+
+    def save_tree(self, image_id: int, tree: SegmentTree, history: Optional[History] = None) -> None:
+        """Write one image's annotation file atomically."""
+        save_tree_file(self.annotation_path(image_id), tree, history)
+
+    def load_tree(self, image_id: int) -> Optional[SavedTree]:
+        """The image's saved tree, or None when it has none; a damaged file is moved aside."""
+        path = self.annotation_path(image_id)
+        if not path.is_file():
+            return None
+        try:
+            return load_tree_file(path)
+        except DataFormatError as exc:
+            aside = _move_aside(path)
+            message = (f"annotation file {path.name} of image {self.images[image_id].path!r} is damaged "
+                       f"({exc}); kept as {aside.name}, the image starts without annotations")
+            self.problems.append(message)
+            raise DamagedFileError(message) from exc
+
+    def iter_trees(self) -> Iterator[tuple[ImageEntry, SegmentTree]]:
+        """Every image with a readable tree; damaged files are set aside and listed in `problems`."""
+        for entry in list(self.images.values()):
+            try:
+                saved = self.load_tree(entry.id)
+            except DamagedFileError:
+                continue
+            if saved is not None:
+                yield entry, saved.tree
+
+
+def migrate(data: Any, name: str) -> dict[str, Any]:
+    """Bring a project.json dict up to SCHEMA_VERSION through MIGRATIONS, or explain why not."""
+    fields = Fields(data, name)
+    version = fields.int("schema_version", lo=1)
+    if version > SCHEMA_VERSION:
+        raise ProjectError(f"{name}: schema version {version} was written by a newer CutTree "
+                           f"(this one reads up to {SCHEMA_VERSION}); update CutTree to open it")
+    while version < SCHEMA_VERSION:
+        if version not in MIGRATIONS:
+            raise ProjectError(f"{name}: no migration from schema version {version}")
+        data = MIGRATIONS[version](data)
+        version += 1
+        data["schema_version"] = version
+    return data
+
+
+def _parse_project(folder: Path, data: dict[str, Any], name: str) -> Project:
+    top = Fields(data, name)
+    categories = [_parse_category(c, f"{name} categories[{i}]")
+                  for i, c in enumerate(top.list("categories", default=[], max_len=MAX_CATEGORIES))]
+    _check_categories(categories, name)
+    try:
+        settings = Settings.from_dict(top.dict("settings", default={}) if top.has("settings") else {})
+    except SettingsError as exc:
+        raise DataFormatError(f"{name}: {exc}") from exc
+    images = [_parse_image(e, f"{name} images[{i}]")
+              for i, e in enumerate(top.list("images", default=[], max_len=MAX_IMAGES))]
+    ids = [e.id for e in images]
+    if len(set(ids)) != len(ids):
+        raise DataFormatError(f"{name}: image ids are repeated")
+    annotations = [e.annotation for e in images]
+    if len(set(annotations)) != len(annotations):
+        raise DataFormatError(f"{name}: two images share an annotation file")
+    return Project(folder, categories, settings, images)
+
+
+def _parse_category(obj: Any, where: str) -> Category:
+    f = Fields(obj, where)
+    color = f.list("color", default=[128, 128, 128])
+    if len(color) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in color):
+        raise f.error(f"'color' must be three integers 0..255, got {color!r}")
+    return Category(f.int("id", lo=1, hi=2 ** 31 - 1), f.str("name", max_len=256), tuple(color),
+                    f.bool("isthing", default=True) if f.has("isthing") else True,
+                    f.str("supercategory", default="", max_len=256) if f.has("supercategory") else "")
+
+
+def _check_categories(categories: list[Category], name: str) -> None:
+    ids = [c.id for c in categories]
+    if len(set(ids)) != len(ids):
+        raise DataFormatError(f"{name}: category ids are repeated")
+    if any(c.id < 1 for c in categories):
+        raise DataFormatError(f"{name}: category ids must be 1 or more (COCO has no category 0)")
+
+
+def _parse_image(obj: Any, where: str) -> ImageEntry:
+    f = Fields(obj, where)
+    annotation = f.str("annotation", max_len=1024)
+    parts = PurePosixPath(annotation).parts
+    if (len(parts) != 2 or parts[0] != ANNOTATION_DIR or not annotation.endswith(ANNOTATION_SUFFIX)
+            or ".." in parts or "\\" in annotation):
+        raise f.error(f"'annotation' {annotation!r} must be a file directly in {ANNOTATION_DIR}/")
+    crowd = f.list("crowd", default=[], max_len=1_000_000) if f.has("crowd") else []
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in crowd):
+        raise f.error("'crowd' must list node ids")
+    return ImageEntry(f.int("id", lo=1, hi=2 ** 53), f.str("path", max_len=4096),
+                      f.int("width", lo=1, hi=1 << 20), f.int("height", lo=1, hi=1 << 20), annotation, crowd)
+
+
+def _safe_stem(stem: str) -> str:
+    cleaned = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem)[:60]
+    return cleaned.strip(".") or "image"
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename a damaged file to `<name>.damaged-<UTC timestamp>` (never overwriting anything)."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    aside = path.with_name(f"{path.name}.damaged-{stamp}")
+    counter = 1
+    while aside.exists():
+        aside = path.with_name(f"{path.name}.damaged-{stamp}-{counter}")
+        counter += 1
+    os.replace(path, aside)
+    return aside
+
+
+class Autosaver:
+    """Debounced saving: the GUI calls `touch` after every edit and `poll` from a timer.
+
+    An image is saved once `delay_s` has passed without further edits to it, or at the latest
+    `max_wait_s` after its first unsaved edit; `flush` saves everything now (on close or image
+    switch). `clock` is injectable so the timing is testable without sleeping.
+    """
+
+    def __init__(self, project: Project, delay_s: float = 0.5, max_wait_s: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.project = project
+        self.delay_s = delay_s
+        self.max_wait_s = max_wait_s
+        self.clock = clock
+        self._pending: dict[int, tuple[SegmentTree, Optional[History], float, float]] = {}
+
+    def touch(self, image_id: int, tree: SegmentTree, history: Optional[History] = None) -> None:
+        """Record that an image's tree changed (cheap: nothing is written here)."""
+        now = self.clock()
+        first = self._pending[image_id][2] if image_id in self._pending else now
+        self._pending[image_id] = (tree, history, first, now)
+
+    def pending(self) -> list[int]:
+        return list(self._pending)
+
+    def seconds_until_due(self) -> Optional[float]:
+        """How long until the next save is due (for a single-shot timer); None when nothing waits."""
+        if not self._pending:
+            return None
+        now = self.clock()
+        return max(0.0, min(self._due_at(item) for item in self._pending.values()) - now)
+
+    def poll(self) -> list[int]:
+        """Save the images whose debounce delay has passed; return their ids."""
+        now = self.clock()
+        due = [i for i, item in self._pending.items() if self._due_at(item) <= now]
+        return self._save(due)
+
+    def flush(self) -> list[int]:
+        """Save every pending image now."""
+        return self._save(list(self._pending))
+
+    def _due_at(self, item: tuple[SegmentTree, Optional[History], float, float]) -> float:
+        _, _, first, last = item
+        return min(last + self.delay_s, first + self.max_wait_s)
+
+    def _save(self, image_ids: list[int]) -> list[int]:
+        for image_id in image_ids:
+            tree, history, _, _ = self._pending[image_id]
+            self.project.save_tree(image_id, tree, history)   # on failure the image stays pending
+            del self._pending[image_id]
+        return image_ids
