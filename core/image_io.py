@@ -101,8 +101,11 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     """
     with _opened(path) as im:
         width, height = im.size
-        # Image.getexif, not PngImageFile.getexif: the latter decodes the whole image first.
-        orientation = Image.Image.getexif(im).get(ExifTags.Base.Orientation, 1)
+        try:
+            # Image.getexif, not PngImageFile.getexif: the latter decodes the whole image first.
+            orientation = Image.Image.getexif(im).get(ExifTags.Base.Orientation, 1)
+        except _DECODE_ERRORS as exc:
+            raise _error(os.fspath(path), _decode_reason(exc)) from exc
     return (width, height) if orientation in _AXES_SWAPPING_ORIENTATIONS else (height, width)
 
 
@@ -195,7 +198,8 @@ def _decoded_rgb(name: str, im: Image.Image, draft_size: tuple[int, int] | None)
 
 def _as_rgb_array(im: Image.Image) -> np.ndarray:
     """Convert a decoded image of any mode to a writable C-contiguous uint8 RGB array."""
-    if im.mode.startswith("I;16"):
+    # Pillow < 10.3 opened 16-bit grey PNGs as 32-bit "I" (python-pillow/Pillow#7849).
+    if im.mode.startswith("I;16") or (im.mode == "I" and im.format == "PNG"):
         im = _scaled_16bit(im)
     elif im.mode in ("I", "F"):
         im = _stretched_to_8bit(im)

@@ -8,6 +8,7 @@ import struct
 import warnings
 import zlib
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -171,6 +172,12 @@ def test_grey_png_gives_equal_channels(tmp_path: Path) -> None:
     np.testing.assert_array_equal(image, np.repeat(grey[..., None], 3, axis=-1))
 
 
+def test_one_bit_png_gives_black_and_white(tmp_path: Path) -> None:
+    bits = np.array([[True, False, True], [False, False, True]])
+    image = load_image(save(tmp_path, "bits.png", bits))
+    np.testing.assert_array_equal(image, np.repeat(bits[..., None] * 255, 3, axis=-1).astype(np.uint8))
+
+
 def test_grey_with_alpha_is_composited_over_white(tmp_path: Path) -> None:
     grey_alpha = np.array([[[0, 255], [0, 0], [0, 128], [200, 128]]], dtype=np.uint8)
     image = load_image(save(tmp_path, "la.png", grey_alpha, "LA"))
@@ -259,6 +266,15 @@ def test_pillow_limit_is_lifted_only_while_reading(tmp_path: Path, monkeypatch: 
         Image.open(path)
 
 
+def test_concurrent_reads_restore_pillow_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = [save(tmp_path, f"p{i}.png", np.roll(blocks(64, 64), i, axis=0)) for i in range(4)]
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        shapes = list(pool.map(lambda p: load_image(p).shape, paths * 10))
+    assert shapes == [(64, 64, 3)] * 40
+    assert Image.MAX_IMAGE_PIXELS == 1000
+
+
 def test_absurd_header_is_refused_before_decoding(tmp_path: Path) -> None:
     path = tmp_path / "bomb.png"
     path.write_bytes(png_bytes(100_000, 100_000, 8, 2))  # header only: decoding would fail differently
@@ -283,6 +299,13 @@ def test_downscaled_jpeg_fits_max_side_and_keeps_aspect(tmp_path: Path) -> None:
     check_rgb_array(small, 400, 300)
     reference = np.rot90(picture, 1)[::4, ::4]
     assert np.abs(small[20::40, 20::40].astype(int) - reference[20::40, 20::40]).max() <= 8
+
+
+def test_downscaled_png_is_resized_smoothly(tmp_path: Path) -> None:
+    picture = np.repeat(np.repeat(blocks(16, 32), 10, axis=0), 10, axis=1)  # 160x320, 80-px blocks
+    small = load_image_downscaled(save(tmp_path, "wide.png", picture), 64)
+    check_rgb_array(small, 32, 64)
+    np.testing.assert_array_equal(small[8::16, 8::16], picture[40::80, 40::80])
 
 
 def test_downscaled_keeps_small_images_whole(tmp_path: Path) -> None:
