@@ -110,7 +110,7 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
 
 
 def list_images(folder: str | os.PathLike[str], recursive: bool = False) -> list[Path]:
-    """Return the image files in folder (by extension), in natural name order, skipping hidden files and folders."""
+    """Return the image files in folder by extension, in natural name order, skipping hidden files and folders."""
     root = Path(folder)
     if not root.is_dir():
         reason = "it is not a folder" if root.exists() else "the folder does not exist"
@@ -153,7 +153,11 @@ def _opened(path: str | os.PathLike[str]) -> Iterator[Image.Image]:
             raise _error(name, _os_reason(exc)) from exc
         with im:
             _check_pixel_count(name, im.size)
-            yield im
+            try:
+                yield im
+            except MemoryError:
+                width, height = im.size
+                raise _error(name, f"not enough memory for a {width}x{height}-pixel image") from None
 
 
 def _check_regular_nonempty_file(name: str) -> None:
@@ -175,7 +179,7 @@ def _check_pixel_count(name: str, size: tuple[int, int]) -> None:
         raise _error(
             name,
             f"the image is {width}x{height} pixels ({width * height / 1e6:.0f} megapixels), "
-            f"more than the {MAX_PIXELS / 1e6:.0f}-megapixel limit; the file is probably damaged",
+            f"more than the {MAX_PIXELS / 1e6:.0f}-megapixel limit (a damaged file, or too big to annotate)",
         )
 
 
@@ -186,8 +190,6 @@ def _decoded_rgb(name: str, im: Image.Image, draft_size: tuple[int, int] | None)
             im.draft(None, draft_size)
         im.load()
         ImageOps.exif_transpose(im, in_place=True)
-    except MemoryError:
-        raise _error(name, f"not enough memory to decode {im.size[0]}x{im.size[1]} pixels") from None
     except _DECODE_ERRORS as exc:
         raise _error(name, _decode_reason(exc)) from exc
     try:
