@@ -35,7 +35,7 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
     except BaseException:
         _remove_quietly(tmp)
         raise
-    _fsync_folder(folder)
+    fsync_folder(folder)
 
 
 def atomic_write_text(path: PathLike, text: str) -> None:
@@ -74,7 +74,7 @@ def atomic_write_npz(path: PathLike, arrays: Mapping[str, np.ndarray], compress_
     atomic_write_bytes(path, npz_bytes(arrays, compress_level))
 
 
-def _fsync_folder(folder: Path) -> None:
+def fsync_folder(folder: Path) -> None:
     """Persist the rename; not possible on Windows, where os.replace is already durable enough."""
     if os.name != "posix":
         return

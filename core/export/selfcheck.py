@@ -1,0 +1,141 @@
+"""Reading an export back and comparing it with the masks it came from.
+
+COCO instances are loaded with `pycocotools.coco.COCO` and every annotation decoded with
+`annToMask`: RLE must give the source mask exactly (and `area`/`bbox` must match it); polygons
+are compared by IoU (reported; below a floor the export fails). Panoptic and semantic PNGs are
+decoded and must equal the source label maps. Any mismatch raises `ExportError`.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+from typing import Iterable, Optional
+
+import numpy as np
+from PIL import Image
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+
+from core.export import ExportError
+from core.export.regions import ExportImage
+
+MAX_LISTED = 5
+
+
+def check_coco_instances(path: Path, sources: Iterable[ExportImage], index: dict[int, tuple[int, int]],
+                         polygons: bool, min_iou: float = 0.5) -> Optional[tuple[float, float]]:
+    """Compare every annotation of `path` with its source region; (min, mean) polygon IoU."""
+    coco = load_coco(path)
+    errors = _structure_errors(coco, index)
+    by_image: dict[int, list[int]] = {}
+    for ann_id, (image_id, _) in index.items():
+        by_image.setdefault(image_id, []).append(ann_id)
+    ious: list[float] = []
+    for source in sources:
+        img = coco.imgs.get(source.image_id)
+        if img is None or (img["height"], img["width"]) != source.labels.shape:
+            errors.append(f"image {source.file_name!r}: missing or wrong size in the file")
+            continue
+        for ann_id in by_image.get(source.image_id, []):
+            ann = coco.anns[ann_id]
+            errors.extend(_annotation_errors(coco, ann, source, index[ann_id][1], polygons, ious, min_iou))
+        if len(errors) > MAX_LISTED:
+            break
+    if errors:
+        raise ExportError(f"{path}: self-check failed:\n  " + "\n  ".join(errors[:MAX_LISTED]))
+    return (min(ious), float(np.mean(ious))) if ious else None
+
+
+def load_coco(path: Path) -> COCO:
+    """pycocotools' COCO on a file, its progress prints silenced; errors become ExportError."""
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return COCO(str(path))
+    except Exception as exc:  # pycocotools raises assorted types on a bad file
+        raise ExportError(f"{path}: pycocotools cannot load the file ({exc})") from exc
+
+
+def _structure_errors(coco: COCO, index: dict[int, tuple[int, int]]) -> list[str]:
+    errors = []
+    anns = coco.dataset.get("annotations", [])
+    ids = [a.get("id") for a in anns]
+    if len(set(ids)) != len(ids) or any(not isinstance(i, int) or i < 1 for i in ids):
+        errors.append("annotation ids are not unique integers from 1")
+    if set(ids) != set(index):
+        errors.append("the annotations differ from the exported regions")
+    cat_ids = [c["id"] for c in coco.dataset.get("categories", [])]
+    if any(c < 1 for c in cat_ids) or len(set(cat_ids)) != len(cat_ids):
+        errors.append("category ids are not unique integers from 1")
+    for ann in anns:
+        if "ignore" in ann or ann.get("iscrowd") not in (0, 1) or ann.get("category_id") not in coco.cats:
+            errors.append(f"annotation {ann.get('id')}: 'ignore' field, bad iscrowd or unknown category")
+        if not ann.get("segmentation"):
+            errors.append(f"annotation {ann.get('id')}: empty segmentation")
+    return errors
+
+
+def _annotation_errors(coco: COCO, ann: dict, source: ExportImage, region_index: int, polygons: bool,
+                       ious: list[float], min_iou: float) -> list[str]:
+    region = source.regions[region_index]
+    crop = source.crop(region_index)
+    name = f"annotation {ann['id']} ({source.file_name!r})"
+    if ann["category_id"] != region.category_id:
+        return [f"{name}: category {ann['category_id']} instead of {region.category_id}"]
+    if ann["area"] != region.area:
+        return [f"{name}: area {ann['area']} but the region has {region.area} pixels"]
+    decoded = coco.annToMask(ann)
+    inside = decoded[region.slices].astype(bool)
+    if polygons and isinstance(ann["segmentation"], list):
+        overlap = int(np.count_nonzero(inside & crop))
+        iou = overlap / (int(decoded.sum()) + region.area - overlap)
+        ious.append(iou)
+        return [f"{name}: polygon IoU {iou:.3f} is below {min_iou}"] if iou < min_iou else []
+    if not np.array_equal(inside, crop) or int(decoded.sum()) != region.area:
+        return [f"{name}: decoded mask differs from the source region"]
+    rows, cols = region.slices
+    expected = [cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start]
+    rle_box = mask_utils.toBbox(coco.annToRLE(ann)).tolist()
+    if list(ann["bbox"]) != expected or rle_box != expected:
+        return [f"{name}: bbox {ann['bbox']} does not match the mask's {expected}"]
+    return []
+
+
+def rgb_to_id(rgb: np.ndarray) -> np.ndarray:
+    """COCO panoptic segment ids: R + 256 G + 256^2 B (cocodataset/panopticapi `rgb2id`)."""
+    rgb = rgb.astype(np.int64)
+    return rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
+
+
+def id_to_rgb(ids: np.ndarray) -> np.ndarray:
+    """Inverse of `rgb_to_id` as an (H, W, 3) uint8 image."""
+    ids = ids.astype(np.int64)
+    return np.stack([ids % 256, ids // 256 % 256, ids // 65536 % 256], axis=-1).astype(np.uint8)
+
+
+def read_png(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return np.asarray(image)
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"{path}: cannot read the PNG back ({exc})") from exc
+
+
+def check_panoptic_png(path: Path, source: ExportImage, segments: list[dict]) -> None:
+    """The PNG decodes to the source segment ids (region index + 1, 0 = void) and their areas."""
+    ids = rgb_to_id(read_png(path)[..., :3])
+    if ids.shape != source.labels.shape or not np.array_equal(ids, source.labels + 1):
+        raise ExportError(f"{path}: self-check failed: the PNG does not decode to the exported segments")
+    counts = np.bincount(ids.ravel(), minlength=len(segments) + 1)
+    for seg in segments:
+        if counts[seg["id"]] != seg["area"]:
+            raise ExportError(f"{path}: self-check failed: segment {seg['id']} area {seg['area']} "
+                              f"but {counts[seg['id']]} pixels in the PNG")
+
+
+def check_semantic_png(path: Path, expected: np.ndarray) -> None:
+    """The PNG reads back as exactly the expected class-index map."""
+    values = read_png(path)
+    if values.ndim != 2 or not np.array_equal(values, expected):
+        raise ExportError(f"{path}: self-check failed: the PNG does not read back as the exported classes")
