@@ -20,13 +20,21 @@ from scipy.optimize import linear_sum_assignment
 
 
 def contingency(seg: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Pixel counts n[i, j] of (seg label i, gt label j); labels are relabelled densely."""
+    """Pixel counts n[i, j] of (seg label i, gt label j), without empty rows or columns."""
     if seg.shape != gt.shape:
         raise ValueError(f"segmentation {seg.shape} and ground truth {gt.shape} differ in shape")
-    _, s = np.unique(seg.ravel(), return_inverse=True)
-    _, g = np.unique(gt.ravel(), return_inverse=True)
+    s, g = _dense(seg.ravel()), _dense(gt.ravel())
     ns, ng = int(s.max()) + 1, int(g.max()) + 1
-    return np.bincount(s * ng + g, minlength=ns * ng).reshape(ns, ng).astype(np.float64)
+    n = np.bincount(s * ng + g, minlength=ns * ng).reshape(ns, ng)
+    return n[n.any(1)][:, n.any(0)].astype(np.float64)
+
+
+def _dense(labels: np.ndarray) -> np.ndarray:
+    """Non-negative int64 labels (relabelled when negative or sparse)."""
+    labels = labels.astype(np.int64)
+    if labels.min() < 0 or labels.max() > 4 * labels.size:
+        labels = np.unique(labels, return_inverse=True)[1].ravel()
+    return labels
 
 
 def rand_index(n: np.ndarray) -> float:

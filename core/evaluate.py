@@ -1,0 +1,167 @@
+"""Score segmentation hierarchies on BSDS500 with the region benchmarks of Arbelaez et al. 2011.
+
+Each image's hierarchy is cut at every granularity of a grid; every cut is scored against
+all human segmentations (core.metrics.region_scores). As in the BSDS benchmark code
+(`collect_eval_reg.m`), ODS picks one granularity for the whole dataset: covering pools
+its pixel counts over images, PRI and VoI average per-image values; OIS picks the best
+granularity per image. Higher is better for covering and PRI, lower for VoI.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import scipy.io
+
+from core.errors import CutTreeError
+from core.jobs import CancelToken, Progress, check_cancel, report
+from core.metrics import RegionScores, region_scores
+
+#: labels_at(granularity) -> (H, W) segment ids of one image's hierarchy at that granularity
+LabelsAt = Callable[[float], np.ndarray]
+
+
+@dataclass
+class BsdsImage:
+    name: str
+    image: Path
+    truth: Path
+
+
+def bsds_images(data_dir: str | Path, split: str) -> list[BsdsImage]:
+    """The images of a BSDS500 split that have a groundTruth .mat file, sorted by name."""
+    root = Path(data_dir)
+    images, truths = root / "images" / split, root / "groundTruth" / split
+    for folder in (images, truths):
+        if not folder.is_dir():
+            raise CutTreeError(f"{folder} is not a folder: expected a BSDS500 layout "
+                               f"images/{split}/*.jpg and groundTruth/{split}/*.mat under {root}")
+    items = [BsdsImage(p.stem, p, truths / f"{p.stem}.mat") for p in sorted(images.glob("*.jpg"))]
+    items = [item for item in items if item.truth.is_file()]
+    if not items:
+        raise CutTreeError(f"no image in {images} has a ground-truth file in {truths}")
+    return items
+
+
+def load_human_segmentations(path: str | Path) -> list[np.ndarray]:
+    """The label maps of every annotator in a BSDS groundTruth .mat file."""
+    try:
+        cells = scipy.io.loadmat(str(path))["groundTruth"]
+        humans = [np.asarray(cells[0, k]["Segmentation"][0, 0]) for k in range(cells.shape[1])]
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        raise CutTreeError(f"{path} is not a BSDS ground-truth file "
+                           f"(expected a 1xK cell 'groundTruth' with 'Segmentation'): {exc}") from exc
+    if not humans or any(h.ndim != 2 for h in humans):
+        raise CutTreeError(f"{path} holds no 2-D human segmentation")
+    return humans
+
+
+@dataclass
+class ImageScores:
+    """Scores of one image's hierarchy at each granularity of the grid."""
+
+    name: str
+    covering_hits: np.ndarray
+    covering_total: np.ndarray
+    pri: np.ndarray
+    voi: np.ndarray
+
+    @property
+    def covering(self) -> np.ndarray:
+        return self.covering_hits / self.covering_total
+
+
+def score_hierarchy(name: str, labels_at: LabelsAt, humans: list[np.ndarray],
+                    granularities: Sequence[float]) -> ImageScores:
+    """Region scores of the hierarchy cut at each granularity (equal cuts scored once)."""
+    seen: dict[bytes, RegionScores] = {}
+    scores = []
+    for g in granularities:
+        labels = _resized(labels_at(g), humans[0].shape)
+        key = labels.tobytes()
+        if key not in seen:
+            seen[key] = region_scores(labels, humans)
+        scores.append(seen[key])
+    return ImageScores(name, *(np.array([getattr(s, f) for s in scores])
+                               for f in ("covering_hits", "covering_total", "pri", "voi")))
+
+
+def _resized(labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Nearest-neighbour resize of a label map to the ground truth's shape."""
+    if labels.shape == shape:
+        return labels
+    rows = np.minimum((np.arange(shape[0]) * labels.shape[0]) // shape[0], labels.shape[0] - 1)
+    cols = np.minimum((np.arange(shape[1]) * labels.shape[1]) // shape[1], labels.shape[1] - 1)
+    return labels[np.ix_(rows, cols)]
+
+
+@dataclass
+class MetricSummary:
+    ods: float
+    ods_granularity: float
+    ois: float
+
+
+@dataclass
+class Summary:
+    covering: MetricSummary
+    pri: MetricSummary
+    voi: MetricSummary
+    n_images: int
+
+
+def summarise(images: list[ImageScores], granularities: Sequence[float]) -> Summary:
+    """ODS and OIS of each measure over the images, as the BSDS benchmark collects them."""
+    if not images:
+        raise CutTreeError("no image was scored")
+    grid = np.asarray(granularities, dtype=float)
+    hits = np.array([s.covering_hits for s in images])
+    total = np.array([s.covering_total for s in images])
+    pooled = hits.sum(0) / total.sum(0)
+    best = np.argmax(hits / total, axis=1)
+    rows = np.arange(len(images))
+    covering = MetricSummary(float(pooled.max()), float(grid[np.argmax(pooled)]),
+                             float(hits[rows, best].sum() / total[rows, best].sum()))
+    pri = _mean_metric(np.array([s.pri for s in images]), grid, np.argmax, np.max)
+    voi = _mean_metric(np.array([s.voi for s in images]), grid, np.argmin, np.min)
+    return Summary(covering, pri, voi, len(images))
+
+
+def _mean_metric(values: np.ndarray, grid: np.ndarray, arg, best) -> MetricSummary:
+    mean = values.mean(0)
+    i = int(arg(mean))
+    return MetricSummary(float(mean[i]), float(grid[i]), float(best(values, axis=1).mean()))
+
+
+def format_table(summary: Summary, title: str = "") -> str:
+    """A plain-text table: measure x (ODS, granularity at ODS, OIS), and the image count."""
+    lines = [title] if title else []
+    lines.append(f"{'measure':<22}{'ODS':>8}{'at g':>8}{'OIS':>8}")
+    for label, m in (("covering (higher)", summary.covering), ("PRI (higher)", summary.pri),
+                     ("VoI (lower)", summary.voi)):
+        lines.append(f"{label:<22}{m.ods:>8.3f}{m.ods_granularity:>8.3f}{m.ois:>8.3f}")
+    lines.append(f"images: {summary.n_images}")
+    return "\n".join(lines)
+
+
+def default_granularities(tau_max: float, steps: int = 40) -> list[float]:
+    """Evenly spaced granularities in (0, tau_max]."""
+    return [float(g) for g in np.linspace(tau_max / steps, tau_max, steps)]
+
+
+def evaluate_bsds(items: Sequence[BsdsImage], hierarchy: Callable[[np.ndarray], LabelsAt],
+                  granularities: Sequence[float], progress: Optional[Progress] = None,
+                  cancel: Optional[CancelToken] = None) -> tuple[Summary, list[ImageScores]]:
+    """Segment every image with `hierarchy(image) -> labels_at` and score it."""
+    from core.image_io import load_image
+    scored = []
+    for index, item in enumerate(items):
+        check_cancel(cancel)
+        report(progress, f"image {index + 1}/{len(items)}: {item.name}", index / len(items))
+        humans = load_human_segmentations(item.truth)
+        labels_at = hierarchy(load_image(item.image))
+        scored.append(score_hierarchy(item.name, labels_at, humans, granularities))
+    report(progress, "done", 1.0)
+    return summarise(scored, granularities), scored
