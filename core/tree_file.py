@@ -246,7 +246,10 @@ def _node_states(a: dict[str, np.ndarray], meta: Fields, name: str) -> dict[int,
 
 
 def _frozen(atoms: np.ndarray) -> np.ndarray:
-    out = np.unique(atoms.astype(np.int32))
+    """Sorted unique atoms (as the tree keeps them); files we wrote are already sorted."""
+    out = atoms.astype(np.int32)
+    if len(out) > 1 and not (out[1:] > out[:-1]).all():
+        out = np.unique(out)
     out.flags.writeable = False
     return out
 

@@ -159,31 +159,37 @@ def test_class_agnostic_single_tree_writer(tmp_path):
     assert data["images"] == [{"id": 1, "file_name": "a.png", "width": 32, "height": 24}]
 
 
-def test_self_check_detects_a_mismatch(tmp_path):
-    tree = hard_tree()
-    path = tmp_path / "bad.json"
-    items = single_items([("a.png", tree)])
-    original_load = items[0].load
-    calls = []
+def test_self_check_catches_c_order_rle_and_publishes_nothing(tmp_path, monkeypatch):
+    def c_order_rle(crop, top, left, height, width):       # the classic bug: runs in row-major order
+        full = np.zeros((height, width), dtype=np.int8)
+        full[top:top + crop.shape[0], left:left + crop.shape[1]] = crop
+        flat = full.ravel()
+        edges = np.flatnonzero(np.diff(flat)) + 1
+        counts = np.diff(np.concatenate([[0], edges, [flat.size]])).tolist()
+        counts = ([0] + counts) if flat[0] else counts
+        return mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
 
-    def load_changed_on_second_call():
-        calls.append(1)
-        if len(calls) == 2:            # the self-check sees a different source
-            changed = hard_tree()
-            changed.label([7], 1)
-            return changed
-        return original_load()
-
-    items[0].load = load_changed_on_second_call
-    with pytest.raises(ExportError, match="self-check failed"):
-        write_coco(path, items, CATEGORIES, CocoOptions(), ExportReport(path))
-    assert not path.exists()                                        # nothing published
+    monkeypatch.setattr("core.export.coco.compressed_rle", c_order_rle)
+    with pytest.raises(ExportError, match="self-check failed") as info:
+        export(tmp_path, hard_tree(), "bad.json")
+    assert "differs from the source" in str(info.value)
+    assert not (tmp_path / "bad.json").exists()                    # nothing published
+    assert (tmp_path / "bad.json.unverified").exists()              # kept for inspection
 
 
-def test_written_file_loads_with_pycocotools(tmp_path):
+def test_self_check_fails_polygons_below_the_iou_floor(tmp_path):
+    with pytest.raises(ExportError, match="polygon IoU"):
+        export(tmp_path, hard_tree(), "p.json", polygons=True, min_polygon_iou=1.01)
+
+
+def test_written_file_decodes_with_pycocotools_coco(tmp_path):
     export(tmp_path, hard_tree())
     coco = load_coco(tmp_path / "a.json")
+    labels = hard_labels()
     assert len(coco.getAnnIds()) == 6 and coco.imgs[1]["width"] == 32
+    for ann in coco.loadAnns(coco.getAnnIds()):
+        mask = coco.annToMask(ann).astype(bool)
+        assert np.array_equal(mask, labels == labels[mask][0])
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Optional, Sequence
 from core.export.common import (CategoryMap, ExportItem, ExportReport, iter_images, project_items,
                                 publish, single_items)
 from core.export.polygons import trace_polygons
-from core.export.regions import ExportImage
+from core.export.regions import ExportImage, PackedImage
 from core.export.rle import compressed_rle, crop_counts, rle_json
 from core.export.selfcheck import check_coco_instances
 from core.jobs import CancelToken, Progress
@@ -34,7 +34,8 @@ class CocoOptions:
     include_unlabelled: bool = False    # unlabelled regions as an extra class-agnostic category
     class_agnostic: bool = False        # every region as category 1 "object"
     merge_stuff: bool = False           # one annotation per stuff category and image
-    polygon_tolerance: float = 0.5      # Douglas-Peucker tolerance in pixels
+    polygon_tolerance: float = 1.0      # Douglas-Peucker tolerance in pixels
+    min_part_area: float = 2.0          # polygon parts smaller than this (px^2) are dropped, but not a region's largest
     min_polygon_iou: float = 0.5        # self-check: a polygon annotation below this fails the export
 
 
@@ -64,8 +65,9 @@ def write_coco(out: Path, items: Sequence[ExportItem], categories: Sequence[Cate
     """Build, write, self-check and publish a COCO instances file."""
     cmap = CategoryMap(categories, options.include_unlabelled, options.class_agnostic)
     merge = cmap.stuff_ids() if options.merge_stuff else set()
-    images, annotations, index = [], [], {}
+    images, annotations, index, sources = [], [], {}, []
     for image in iter_images(items, cmap, merge, report, progress, cancel, "exporting COCO"):
+        sources.append(PackedImage.of(image))
         images.append({"id": image.image_id, "file_name": image.file_name,
                        "width": image.width, "height": image.height})
         for region_index, ann in _annotations(image, options, report):
@@ -86,8 +88,8 @@ def write_coco(out: Path, items: Sequence[ExportItem], categories: Sequence[Cate
     report.images, report.annotations = len(images), len(annotations)
 
     def check(path: Path) -> None:
-        sources = iter_images(items, cmap, merge, None, progress, cancel, "checking COCO")
-        iou = check_coco_instances(path, sources, index, options.polygons, options.min_polygon_iou)
+        unpacked = (packed.unpack() for packed in sources)
+        iou = check_coco_instances(path, unpacked, index, options.polygons, options.min_polygon_iou)
         report.polygon_iou = iou
 
     publish(Path(out), json.dumps(data, separators=(",", ":")).encode("utf-8"), check)
@@ -100,7 +102,8 @@ def _annotations(image: ExportImage, options: CocoOptions, report: ExportReport)
         rows, cols = region.slices
         crop = image.crop(index)
         if options.polygons and not region.iscrowd:
-            traced = trace_polygons(crop, rows.start, cols.start, options.polygon_tolerance)
+            traced = trace_polygons(crop, rows.start, cols.start, options.polygon_tolerance,
+                                    options.min_part_area)
             report.holes_lost += traced.holes_lost
             report.parts_dropped += traced.parts_dropped
             if not traced.rings:

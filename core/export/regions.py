@@ -7,7 +7,8 @@ map's resolution and upsampled nearest-neighbour to the real image size when the
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import zlib
+from dataclasses import dataclass, field, replace
 from typing import Callable, Collection, Optional
 
 import numpy as np
@@ -48,6 +49,26 @@ class ExportImage:
     def crop(self, index: int) -> np.ndarray:
         """The region's mask inside its bounding slices."""
         return self.labels[self.regions[index].slices] == index
+
+
+@dataclass
+class PackedImage:
+    """An ExportImage with its label map compressed, kept for the self-check after writing."""
+
+    image: ExportImage
+    shape: tuple[int, int]
+    dtype: str
+    data: bytes
+
+    @classmethod
+    def of(cls, image: ExportImage) -> "PackedImage":
+        small = image.labels.astype(np.int16 if len(image.regions) < 2 ** 15 else np.int32)
+        return cls(replace(image, labels=np.empty((0, 0), np.int32)), image.labels.shape, small.dtype.str,
+                   zlib.compress(small.tobytes(), 1))
+
+    def unpack(self) -> ExportImage:
+        labels = np.frombuffer(zlib.decompress(self.data), dtype=self.dtype).reshape(self.shape)
+        return replace(self.image, labels=labels.astype(np.int32))
 
 
 def export_image(tree: SegmentTree, image_id: int, file_name: str,
