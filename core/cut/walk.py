@@ -26,6 +26,7 @@ import math
 from typing import Optional
 
 import numpy as np
+from scipy.sparse.linalg import ArpackNoConvergence, eigs
 
 from core.cut.diffseg import aggregate_attention
 from core.cut.hierarchy import CutNode
@@ -40,25 +41,36 @@ AUTO_RATIO = 0.5
 REFERENCE_GRANULARITY = Settings.tau
 
 
-def transition_matrix(features: Features, alpha: float) -> np.ndarray:
-    """Row-stochastic (N, N) float64 P: aggregated attention, else D^-1 (cosine^alpha)."""
+def transition_matrix(features: Features, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Row-stochastic (N, N) float64 P and its stationary distribution pi.
+
+    P is the aggregated attention when there is any, else D^-1 W with W = cosine^alpha of
+    the tokens, whose stationary distribution is known in closed form: degree / volume.
+    """
     if features.attention:
         p = aggregate_attention(features.attention, features.grid).astype(np.float64)
-    else:
-        p = cosine_affinity(features.flat(), alpha).astype(np.float64)
-    return p / p.sum(axis=1, keepdims=True)
+        p /= p.sum(axis=1, keepdims=True)
+        return p, stationary_distribution(p)
+    w = cosine_affinity(features.flat(), alpha).astype(np.float64)
+    degree = w.sum(axis=1)
+    return w / degree[:, None], degree / degree.sum()
 
 
-def stationary_distribution(p: np.ndarray, tol: float = 1e-12, max_iter: int = 10_000) -> np.ndarray:
-    """The left Perron vector pi = pi P, by power iteration from the uniform distribution."""
-    pi = np.full(p.shape[0], 1.0 / p.shape[0])
-    for _ in range(max_iter):
-        nxt = pi @ p
-        nxt /= nxt.sum()
-        if np.abs(nxt - pi).sum() < tol:
-            return nxt
-        pi = nxt
-    return pi
+def stationary_distribution(p: np.ndarray) -> np.ndarray:
+    """The left Perron vector pi = pi P of a row-stochastic matrix (ARPACK, dense fallback)."""
+    n = p.shape[0]
+    try:
+        vec = eigs(p.T, k=1, which="LR", v0=np.full(n, 1.0 / n), tol=1e-12)[1][:, 0].real
+        pi = np.abs(vec) / np.abs(vec).sum()
+        if np.abs(pi @ p - pi).sum() < 1e-8:
+            return pi
+    except ArpackNoConvergence:
+        pass
+    system = p.T - np.eye(n)
+    system[-1] = 1.0
+    rhs = np.zeros(n)
+    rhs[-1] = 1.0
+    return np.linalg.solve(system, rhs)
 
 
 def walk_affinity(p: np.ndarray, steps: int, pi: Optional[np.ndarray] = None) -> np.ndarray:
@@ -109,8 +121,8 @@ def walk_tree(w: np.ndarray, tau_max: float, min_tokens: int = 0,
 def walk_hierarchy(features: Features, settings: Settings,
                    cancel: Optional[CancelToken] = None) -> CutNode:
     """Random-walk NCut of the features' attention (or affinity), with automatic stopping."""
-    p = transition_matrix(features, settings.alpha)
+    p, pi = transition_matrix(features, settings.alpha)
     check_cancel(cancel)
     steps = int(getattr(settings, "walk_steps", DEFAULT_STEPS))
-    w = walk_affinity(p, steps)
+    w = walk_affinity(p, steps, pi)
     return walk_tree(w, settings.tau_max, settings.min_tokens, cancel)
