@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from pycocotools import mask as mask_utils
+from scipy import ndimage
 
 from core.cli import export_cmd
 from core.export import ExportError
 from core.export.coco import CocoOptions, write_coco, write_coco_instances
 from core.export.common import ExportReport, single_items
+from core.export.polygons import polygons_from_rings, region_rings, self_intersects, trace_polygons
 from core.export.rle import compressed_rle
 from core.export.selfcheck import load_coco
 from core.project import Project
@@ -229,3 +231,39 @@ def test_cli_export_through_argparse(tmp_path, capsys):
     args = parser.parse_args(["export", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.json")])
     assert args.handler(args) == 1
     assert "not a CutTree project" in capsys.readouterr().err
+
+
+def test_unsimplified_polygons_rasterise_exactly_to_the_regions_with_holes_filled():
+    rng = np.random.default_rng(11)
+    for _ in range(100):
+        labels = rng.integers(-1, 4, size=(10, 13))
+        rings = region_rings(labels, 4)
+        for k in range(4):
+            result = polygons_from_rings(rings[k], tolerance=0, min_part_area=0)
+            expected = ndimage.binary_fill_holes(labels == k, structure=np.ones((3, 3)))
+            got = decoded({"segmentation": result.rings}, 10, 13) if result.rings else np.zeros_like(expected)
+            assert np.array_equal(got, expected)
+
+
+def test_simplified_rings_are_simple_with_at_least_three_points():
+    rng = np.random.default_rng(12)
+    for _ in range(30):
+        blob = ndimage.gaussian_filter(rng.random((40, 50)), 3) > 0.5
+        result = trace_polygons(blob, 0, 0, tolerance=1.5)
+        for ring in result.rings:
+            points = np.array(ring).reshape(-1, 2)
+            assert len(points) >= 3 and not self_intersects(points)
+    bowtie = np.array([[0, 0], [2, 2], [0, 2], [2, 0]], dtype=float)
+    assert self_intersects(bowtie) and not self_intersects(bowtie[[0, 2, 1, 3]])
+
+
+def test_specks_are_dropped_and_counted_but_never_a_whole_region():
+    mask = np.zeros((20, 20), bool)
+    mask[2:12, 2:12] = True
+    mask[16, 16] = True                                              # a one-pixel speck
+    result = trace_polygons(mask, 0, 0)
+    assert len(result.rings) == 1 and result.parts_dropped == 1
+    specks = np.zeros((6, 6), bool)
+    specks[1, 1] = specks[2, 2] = specks[3, 3] = True                # only specks: all kept
+    result = trace_polygons(specks, 0, 0)
+    assert len(result.rings) == 3 and result.parts_dropped == 0

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 from core.export.common import (CategoryMap, ExportItem, ExportReport, iter_images, project_items,
                                 publish, single_items)
-from core.export.polygons import trace_polygons
+from core.export.polygons import polygons_from_rings, region_rings
 from core.export.regions import ExportImage, PackedImage
 from core.export.rle import compressed_rle, crop_counts, rle_json
 from core.export.selfcheck import check_coco_instances
@@ -98,12 +98,12 @@ def write_coco(out: Path, items: Sequence[ExportItem], categories: Sequence[Cate
 
 def _annotations(image: ExportImage, options: CocoOptions, report: ExportReport) -> list[tuple[int, dict[str, Any]]]:
     out = []
+    rings = region_rings(image.labels, len(image.regions)) if options.polygons else []
     for index, region in enumerate(image.regions):
         rows, cols = region.slices
         crop = image.crop(index)
         if options.polygons and not region.iscrowd:
-            traced = trace_polygons(crop, rows.start, cols.start, options.polygon_tolerance,
-                                    options.min_part_area)
+            traced = polygons_from_rings(rings[index], options.polygon_tolerance, options.min_part_area)
             report.holes_lost += traced.holes_lost
             report.parts_dropped += traced.parts_dropped
             if not traced.rings:

@@ -47,7 +47,7 @@ def write_panoptic(out: Path, items: Sequence[ExportItem], categories: Sequence[
         png_name = _png_name(image, used)
         segments = _segments(image)
         png_path = png_dir / png_name
-        atomic_write_png(png_path, id_to_rgb(image.labels + 1))
+        atomic_write_png(png_path, id_to_rgb(image.labels + 1), compress_level=1)
         check_panoptic_png(png_path, image, segments)
         images.append({"id": image.image_id, "file_name": image.file_name,
                        "width": image.width, "height": image.height})

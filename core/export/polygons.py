@@ -32,7 +32,14 @@ _STEP = np.array([[0, 1], [1, 0], [0, -1], [-1, 0]])
 
 def trace_polygons(crop: np.ndarray, top: int, left: int, tolerance: float = 1.0,
                    min_part_area: float = 2.0) -> PolygonResult:
-    """Outer rings of a cropped mask at (top, left), in image pixel-edge coordinates.
+    """Polygons of one cropped mask at (top, left), in image pixel-edge coordinates."""
+    rings = region_rings(np.where(crop, 0, -1), 1)[0]
+    return polygons_from_rings([ring + np.array([top, left]) for ring in rings], tolerance, min_part_area)
+
+
+def polygons_from_rings(rings: list[np.ndarray], tolerance: float = 1.0,
+                        min_part_area: float = 2.0) -> PolygonResult:
+    """COCO polygons from one region's boundary rings: holes counted, specks dropped, simplified.
 
     Specks (parts enclosing less than `min_part_area` square pixels) are dropped and counted,
     smallest first, as long as they add up to at most `MAX_DROPPED` of the region's area; the
@@ -40,12 +47,12 @@ def trace_polygons(crop: np.ndarray, top: int, left: int, tolerance: float = 1.0
     """
     result = PolygonResult()
     outer = []
-    for ring in boundary_rings(crop):
+    for ring in rings:
         area = _signed_area(ring)
         if area < 0:
             result.holes_lost += 1
         else:
-            outer.append((area, ring + np.array([top, left])))
+            outer.append((area, ring))
     outer.sort(key=lambda item: item[0])
     budget = MAX_DROPPED * sum(area for area, _ in outer)
     for rank, (area, ring) in enumerate(outer):
@@ -58,42 +65,51 @@ def trace_polygons(crop: np.ndarray, top: int, left: int, tolerance: float = 1.0
     return result
 
 
-def boundary_rings(mask: np.ndarray) -> list[np.ndarray]:
-    """Every boundary ring of a mask, as (y, x) points in pixel-edge coordinates.
+def region_rings(labels: np.ndarray, count: int) -> list[list[np.ndarray]]:
+    """Every boundary ring of every region of a label map (-1 = none), as (y, x) point arrays.
 
-    Each foreground pixel side facing background is a directed unit edge, oriented so the
+    Each side of a region's pixel facing another label is a directed unit edge, oriented so the
     region lies on the walker's right (outer rings then have positive area in `_signed_area`,
-    holes negative); where pixels touch only diagonally the walk turns right, keeping
-    4-connected parts apart. The ring runs through the edges' midpoints (the marching-squares
-    contour at level 0.5): straight along pixel edges, corners cut, so rings never touch and
-    pycocotools rasterises a ring back to exactly its pixels.
+    holes negative); where a region's pixels touch only diagonally the walk turns right, keeping
+    4-connected parts apart. A ring runs through its edges' midpoints (the marching-squares
+    contour at level 0.5): along pixel edges with corners cut, so rings never touch and
+    pycocotools rasterises a ring back to exactly its pixels. All regions are traced at once.
     """
-    padded = np.pad(mask.astype(bool), 1)
-    starts, directions = [], []
+    padded = np.pad(labels.astype(np.int32), 1, constant_values=-1)
+    height, width_px = labels.shape
+    starts, directions, owners = [], [], []
     for direction, (dy, dx) in enumerate(_STEP):
-        # the side of pixel (r, c) whose outside neighbour lies to the walker's left
-        ny, nx = -dx, dy                                             # left-hand normal in y-down axes
-        outside = ~np.roll(padded, (-ny, -nx), axis=(0, 1))
-        r, c = np.nonzero(padded & outside)
+        ny, nx = -dx, dy                                 # the walker's left, where the outside is
+        neighbour = padded[1 + ny:1 + ny + height, 1 + nx:1 + nx + width_px]
+        r, c = np.nonzero((labels >= 0) & (neighbour != labels))
+        r, c = r + 1, c + 1                              # padded coordinates
         corner = {0: (r, c), 1: (r, c + 1), 2: (r + 1, c + 1), 3: (r + 1, c)}[direction]
         starts.append(np.stack(corner, axis=1))
         directions.append(np.full(len(r), direction))
-    start = np.concatenate(starts)
-    direction = np.concatenate(directions)
+        owners.append(padded[r, c].astype(np.int64))
+    start, direction, owner = np.concatenate(starts), np.concatenate(directions), np.concatenate(owners)
+    out: list[list[np.ndarray]] = [[] for _ in range(count)]
     if len(start) == 0:
-        return []
-    end = start + _STEP[direction]
+        return out
     width = padded.shape[1] + 1
-    key = start[:, 0] * width + start[:, 1]
-    table = np.full(((padded.shape[0] + 1) * width, 4), -1, dtype=np.int64)
-    table[key, direction] = np.arange(len(start))
-    end_key = end[:, 0] * width + end[:, 1]
+    corners = (padded.shape[0] + 1) * width
+
+    def code(corner: np.ndarray, heading: np.ndarray) -> np.ndarray:
+        return (owner * corners + corner[:, 0] * width + corner[:, 1]) * 4 + heading
+
+    codes = code(start, direction)
+    order = np.argsort(codes)
+    sorted_codes = codes[order]
+    end = start + _STEP[direction]
     successor = np.full(len(start), -1, dtype=np.int64)
-    for turn in (1, 0, 3):                                           # prefer right, straight, left
-        candidate = table[end_key, (direction + turn) % 4]
-        fill = (successor < 0) & (candidate >= 0)
-        successor[fill] = candidate[fill]
-    return [_ring_points(cycle, start - 1, direction) for cycle in _cycles(successor.tolist())]
+    for turn in (1, 0, 3):                               # prefer right, straight, left
+        wanted = code(end, (direction + turn) % 4)
+        at = np.minimum(np.searchsorted(sorted_codes, wanted), len(codes) - 1)
+        found = (sorted_codes[at] == wanted) & (successor < 0)
+        successor[found] = order[at[found]]
+    for cycle in _cycles(successor.tolist()):
+        out[int(owner[cycle[0]])].append(_ring_points(cycle, start - 1, direction))
+    return out
 
 
 def _cycles(successor: list[int]) -> list[list[int]]:

@@ -106,14 +106,14 @@ def _annotation_errors(coco: COCO, ann: dict, source: ExportImage, region_index:
 
 def rgb_to_id(rgb: np.ndarray) -> np.ndarray:
     """COCO panoptic segment ids: R + 256 G + 256^2 B (cocodataset/panopticapi `rgb2id`)."""
-    rgb = rgb.astype(np.int64)
-    return rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
+    rgb = rgb.astype(np.uint32)
+    return (rgb[..., 0] | (rgb[..., 1] << 8) | (rgb[..., 2] << 16)).astype(np.int64)
 
 
 def id_to_rgb(ids: np.ndarray) -> np.ndarray:
     """Inverse of `rgb_to_id` as an (H, W, 3) uint8 image."""
-    ids = ids.astype(np.int64)
-    return np.stack([ids % 256, ids // 256 % 256, ids // 65536 % 256], axis=-1).astype(np.uint8)
+    little = np.ascontiguousarray(ids, dtype="<u4")
+    return np.ascontiguousarray(little.view(np.uint8).reshape(*ids.shape, 4)[..., :3])
 
 
 def read_png(path: Path) -> np.ndarray:

@@ -51,7 +51,7 @@ def write_semantic(out_dir: Path, items: Sequence[ExportItem], categories: Seque
         used.add(name)
         png = Image.frombytes("P", (image.width, image.height), classes.tobytes())
         png.putpalette(palette)
-        atomic_write_png(out_dir / name, png)
+        atomic_write_png(out_dir / name, png, compress_level=1)
         check_semantic_png(out_dir / name, classes)
         report.images += 1
         report.annotations += len(image.regions)
