@@ -127,3 +127,18 @@ def test_sd1_records_all_sixteen_self_attention_layers():
 
     unet = UNet2DConditionModel.from_pretrained(tiny_model("sd1"), subfolder="unet")
     assert len(self_attention_layers(unet)) == 16
+
+
+@pytest.mark.parametrize("method, attention, noise", [("diffcut", False, True), ("diffseg", True, False),
+                                                      ("walk", True, True)])
+def test_from_settings_follows_the_method(method, attention, noise, image, cache_dir):
+    from core.settings import Settings
+
+    settings = Settings(encoder="diffusion", model=str(tiny_model("sd1")), method=method, cache_dir=cache_dir,
+                        cache_size_mb=0, seed=5, timestep=300)
+    enc = DiffusionEncoder.from_settings(settings)
+    assert (enc.with_attention, enc.add_noise, enc.timestep, enc.seed) == (attention, noise, 300, 5)
+    features = enc.encode(image)
+    assert bool(features.attention) == attention
+    assert features.meta["noise"] == noise
+    assert features.encoder == "diffusion sd1 (cpu, float32)"

@@ -12,7 +12,7 @@ import torch
 MAX_TOKENS = 8
 
 
-def _tokenizer(folder: Path):
+def tiny_tokenizer(folder: Path):
     """A CLIP tokenizer with a 54-entry vocabulary built on disk (no hub)."""
     from transformers import CLIPTokenizer
 
@@ -56,7 +56,7 @@ def save_sd1(folder: Path) -> Path:
     from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 
     torch.manual_seed(0)
-    tokenizer = _tokenizer(folder.with_name(folder.name + "_vocab"))
+    tokenizer = tiny_tokenizer(folder.with_name(folder.name + "_vocab"))
     unet = UNet2DConditionModel(
         sample_size=16, block_out_channels=(32, 32, 64, 64), layers_per_block=2, cross_attention_dim=32,
         attention_head_dim=2, norm_num_groups=8,
@@ -74,7 +74,7 @@ def save_sdxl(folder: Path) -> Path:
     from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
 
     torch.manual_seed(1)
-    tokenizer = _tokenizer(folder.with_name(folder.name + "_vocab"))
+    tokenizer = tiny_tokenizer(folder.with_name(folder.name + "_vocab"))
     unet = UNet2DConditionModel(
         sample_size=16, block_out_channels=(32, 32, 64), layers_per_block=2, cross_attention_dim=64,
         transformer_layers_per_block=(1, 2, 3), attention_head_dim=(2, 2, 4), norm_num_groups=8,

@@ -15,12 +15,15 @@ from core.encoders.extraction import image_tensor, input_size, noisy_latents, ru
 from core.encoders.feature_cache import FeatureCache, cache_root, image_digest
 from core.encoders.model_loading import LoadedModel, load_model
 from core.encoders.model_source import ModelSource, resolve_source
+from core.errors import SettingsError
 from core.features import Features
 from core.jobs import CancelToken, Progress, check_cancel, report
 from core.settings import Settings
 
 #: cut methods that read self-attention probabilities rather than (only) the feature layer
 ATTENTION_METHODS = ("diffseg", "walk")
+#: methods whose reference runs the UNet on the clean latent (DiffSeg: no noise, only the t embedding)
+CLEAN_LATENT_METHODS = ("diffseg",)
 #: bumped whenever extraction changes what it returns, so that old cache entries are not reused
 EXTRACTION_VERSION = 1
 
@@ -31,12 +34,14 @@ class DiffusionEncoder:
     def __init__(self, model: str = "ssd-1b", device: str = "auto", dtype: str = "auto",
                  resize_mode: str = "keep_aspect", timestep: int = 50, seed: int = 42,
                  with_attention: bool = False, allow_download: bool = False, cache_dir: str = "",
-                 cache_size_mb: int = 2048) -> None:
+                 cache_size_mb: int = 2048, resolution: Optional[int] = None, add_noise: bool = True) -> None:
+        """`resolution` overrides the model's native side length (long side; a multiple of its stride)."""
         self.model_name = model
+        self.resolution = resolution
         self.device = choose_device(device)
         self.dtype = choose_dtype(dtype, self.device)
         self.resize_mode = resize_mode
-        self.timestep, self.seed = timestep, seed
+        self.timestep, self.seed, self.add_noise = timestep, seed, add_noise
         self.with_attention = with_attention
         self.allow_download = allow_download
         root = cache_root(cache_dir)
@@ -51,7 +56,8 @@ class DiffusionEncoder:
         return cls(model=settings.model, device=settings.device, dtype=settings.dtype,
                    resize_mode=settings.resize_mode, timestep=settings.timestep, seed=settings.seed,
                    with_attention=settings.method in ATTENTION_METHODS, allow_download=settings.allow_download,
-                   cache_dir=settings.cache_dir, cache_size_mb=settings.cache_size_mb)
+                   cache_dir=settings.cache_dir, cache_size_mb=settings.cache_size_mb,
+                   add_noise=settings.method not in CLEAN_LATENT_METHODS)
 
     @property
     def name(self) -> str:
@@ -67,7 +73,8 @@ class DiffusionEncoder:
             return self._compute(image, progress, cancel)
         key = {"encoder": "diffusion", "version": EXTRACTION_VERSION, "model": source.identity(),
                "image": image_digest(image), "resize_mode": self.resize_mode, "timestep": self.timestep,
-               "seed": self.seed, "outputs": ["features", "attention"] if self.with_attention else ["features"],
+               "seed": self.seed, "add_noise": self.add_noise, "resolution": self.resolution,
+               "outputs": ["features", "attention"] if self.with_attention else ["features"],
                "device": self.device.type, "dtype": dtype_name(self.dtype)}
         return self.cache.get_or_compute(key, lambda: self._compute(image, progress, cancel))
 
@@ -103,10 +110,13 @@ class DiffusionEncoder:
 
     def _extract(self, model: LoadedModel, image: np.ndarray, progress: Optional[Progress],
                  cancel: Optional[CancelToken]) -> Features:
-        size = input_size(image.shape[0], image.shape[1], model.native_resolution, model.stride, self.resize_mode)
+        side = self.resolution or model.native_resolution
+        if side % model.stride:
+            raise SettingsError(f"resolution {side} must be a multiple of {model.stride} for model {model.label}")
+        size = input_size(image.shape[0], image.shape[1], side, model.stride, self.resize_mode)
         check_cancel(cancel)
         report(progress, "encoding image", 0.0)
-        latents = noisy_latents(model, image_tensor(image, size), self.timestep, self.seed)
+        latents = noisy_latents(model, image_tensor(image, size), self.timestep, self.seed, self.add_noise)
         recorder = AttentionRecorder() if self.with_attention else None
         tokens = run_unet(model, latents, self.timestep, size, recorder, progress, cancel)
         report(progress, "running UNet", 1.0)
@@ -114,7 +124,8 @@ class DiffusionEncoder:
                         encoder=f"diffusion {model.label} ({model.device.type}, {dtype_name(model.dtype)})",
                         attention=recorder.maps() if recorder else {},
                         meta={"model": model.label, "family": model.family, "input_size": list(size),
-                              "timestep": self.timestep, "seed": self.seed, "resize_mode": self.resize_mode})
+                              "timestep": self.timestep, "seed": self.seed, "noise": self.add_noise,
+                              "resize_mode": self.resize_mode})
 
 
 def _empty_device_cache(device: torch.device) -> None:

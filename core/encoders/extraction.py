@@ -48,7 +48,7 @@ def noisy_latents(model: LoadedModel, pixels: torch.Tensor, timestep: int, seed:
     The noise comes from a CPU generator seeded with `seed` so that it is the same on every device.
     """
     vae = model.vae
-    pixels = pixels.to(device=model.device, dtype=next(vae.parameters()).dtype)
+    pixels = pixels.to(device=model.device, dtype=next(vae.parameters()).dtype, memory_format=torch.channels_last)
     latents = vae.encode(pixels).latent_dist.mean * vae.config.scaling_factor
     latents = latents.to(model.dtype)
     if not add_noise:
