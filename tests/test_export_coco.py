@@ -12,7 +12,7 @@ from scipy import ndimage
 
 from core.cli import export_cmd
 from core.export import ExportError
-from core.export.coco import CocoOptions, write_coco, write_coco_instances
+from core.export.coco import CocoOptions, export_project_coco, write_coco, write_coco_instances
 from core.export.common import ExportReport, single_items
 from core.export.polygons import polygons_from_rings, region_rings, self_intersects, trace_polygons
 from core.export.rle import compressed_rle
@@ -267,3 +267,32 @@ def test_specks_are_dropped_and_counted_but_never_a_whole_region():
     specks[1, 1] = specks[2, 2] = specks[3, 3] = True                # only specks: all kept
     result = trace_polygons(specks, 0, 0)
     assert len(result.rings) == 3 and result.parts_dropped == 0
+
+
+def test_project_export_skips_damaged_and_unannotated_images(tmp_path):
+    project = Project.create(tmp_path / "proj", CATEGORIES)
+    for name in ("a", "b", "c"):
+        project.add_image(tmp_path / f"{name}.png", 32, 24)
+    project.save()
+    project.save_tree(1, hard_tree())
+    project.save_tree(2, hard_tree())
+    project.annotation_path(2).write_bytes(b"garbage")
+    report = export_project_coco(Project.open(tmp_path / "proj"), tmp_path / "out.json")
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert [i["file_name"] for i in data["images"]] == ["../a.png"] and report.annotations == 6
+    text = "\n".join(report.skipped)
+    assert "../c.png" in text and "no annotations" in text and "damaged" in text
+
+
+@pytest.mark.parametrize("fmt, out", [("panoptic", "pan.json"), ("semantic", "sem")])
+def test_cli_panoptic_and_semantic(tmp_path, capsys, fmt, out):
+    project = Project.create(tmp_path / "proj", CATEGORIES)
+    project.add_image(tmp_path / "a.png", 32, 24)
+    project.save()
+    project.save_tree(1, hard_tree())
+    parser = argparse.ArgumentParser()
+    export_cmd.register(parser.add_subparsers())
+    args = parser.parse_args(["export", str(tmp_path / "proj"), "--format", fmt, "--out", str(tmp_path / out)])
+    assert args.handler(args) == 0
+    assert "1 images" in capsys.readouterr().out
+    assert (tmp_path / ("pan" if fmt == "panoptic" else "sem") / "a.png").is_file()

@@ -18,7 +18,7 @@ AGNOSTIC = Category(1, "object", (220, 220, 220), True, "object")
 
 @dataclass
 class ExportItem:
-    """One image to export; `load` returns its tree (called again by the self-check)."""
+    """One image to export; `load` returns its tree (called once, when the image is exported)."""
 
     image_id: int
     file_name: str
@@ -110,21 +110,19 @@ def single_items(trees: Iterable[tuple[str, SegmentTree]]) -> list[ExportItem]:
 
 
 def iter_images(items: Sequence[ExportItem], categories: CategoryMap, merge: set[int],
-                report_to: Optional[ExportReport] = None, progress: Optional[Progress] = None,
+                report_to: ExportReport, progress: Optional[Progress] = None,
                 cancel: Optional[CancelToken] = None, stage: str = "exporting") -> Iterator[ExportImage]:
-    """Each item's export regions; damaged files are skipped (and reported) when a report is given."""
+    """Each item's export regions; images with a damaged annotation file are skipped and reported."""
     for n, item in enumerate(items):
         check_cancel(cancel)
         report(progress, stage, n / max(1, len(items)))
         try:
             tree = item.load()
         except DamagedFileError as exc:
-            if report_to is None:
-                raise ExportError(str(exc)) from exc
             report_to.skipped.append(str(exc))
             continue
         image = export_image(tree, item.image_id, item.file_name, categories, merge, item.crowd)
-        if report_to is not None and image.empty:
+        if image.empty:
             report_to.skipped.append(f"{image.empty} regions of {item.file_name!r} vanish at the image size")
         yield image
     report(progress, stage, 1.0)
