@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import sparse
+from scipy.sparse import csgraph
 
 
 @dataclass
@@ -107,29 +109,37 @@ def region_rings(labels: np.ndarray, count: int) -> list[list[np.ndarray]]:
         at = np.minimum(np.searchsorted(sorted_codes, wanted), len(codes) - 1)
         found = (sorted_codes[at] == wanted) & (successor < 0)
         successor[found] = order[at[found]]
-    for cycle in _cycles(successor.tolist()):
+    for cycle in _cycles(successor):
         out[int(owner[cycle[0]])].append(_ring_points(cycle, start - 1, direction))
     return out
 
 
-def _cycles(successor: list[int]) -> list[list[int]]:
-    seen = [False] * len(successor)
-    out = []
-    for first in range(len(successor)):
-        if seen[first]:
-            continue
-        cycle, edge = [], first
-        while not seen[edge]:
-            seen[edge] = True
-            cycle.append(edge)
-            edge = successor[edge]
-        out.append(cycle)
-    return out
+def _cycles(successor: np.ndarray) -> list[np.ndarray]:
+    """The cycles of a permutation, each in walking order (list ranking by pointer jumping)."""
+    n = len(successor)
+    graph = sparse.csr_matrix((np.ones(n, dtype=np.int8), (np.arange(n), successor)), shape=(n, n))
+    count, cycle = csgraph.connected_components(graph, directed=True, connection="weak")
+    leader = np.full(count, n, dtype=np.int64)
+    np.minimum.at(leader, cycle, np.arange(n))
+    predecessor = np.empty(n, dtype=np.int64)
+    predecessor[successor] = np.arange(n)
+    is_leader = leader[cycle] == np.arange(n)
+    predecessor[is_leader] = np.flatnonzero(is_leader)
+    rank = (~is_leader).astype(np.int64)
+    while True:                       # rank = steps from the leader; doubles the reach each round
+        jumped = predecessor[predecessor]
+        if np.array_equal(jumped, predecessor):
+            break
+        rank = rank + rank[predecessor]
+        predecessor = jumped
+    order = np.lexsort((rank, cycle))
+    bounds = np.flatnonzero(np.diff(cycle[order])) + 1
+    return np.split(order, bounds)
 
 
-def _ring_points(cycle: list[int], starts: np.ndarray, direction: np.ndarray) -> np.ndarray:
+def _ring_points(cycle: np.ndarray, starts: np.ndarray, direction: np.ndarray) -> np.ndarray:
     """Midpoints of a cycle's edges, keeping only the ends of each straight run."""
-    edges = np.array(cycle)
+    edges = cycle
     heading = direction[edges]
     points = starts[edges] + 0.5 * _STEP[heading]
     before = np.concatenate([heading[-1:], heading[:-1]])
