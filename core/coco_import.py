@@ -283,7 +283,10 @@ def _panoptic_pieces(annotations: list, images: dict[int, tuple[str, int, int]],
             if image_id not in images or image_id in pieces:
                 raise f.error(f"image_id {image_id} is unknown or annotated twice")
             _, width, height = images[image_id]
-            ids = _read_panoptic_png(png_dir / f.str("file_name"), width, height, f)
+            png_name = f.str("file_name", max_len=4096)
+            if Path(png_name).is_absolute() or ".." in Path(png_name).parts:
+                raise f.error(f"file_name {png_name!r} must be a path inside the PNG folder")
+            ids = _read_panoptic_png(png_dir / png_name, width, height, f)
             pieces[image_id] = _segments(f, ids, known, result)
         except DataFormatError as exc:
             result.problems.append(str(exc))
@@ -291,7 +294,7 @@ def _panoptic_pieces(annotations: list, images: dict[int, tuple[str, int, int]],
 
 
 def _read_panoptic_png(path: Path, width: int, height: int, f: Fields) -> np.ndarray:
-    if ".." in path.name or not path.is_file():
+    if not path.is_file():
         raise f.error(f"panoptic PNG {path} not found")
     try:
         with Image.open(path) as img:

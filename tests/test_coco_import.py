@@ -156,3 +156,38 @@ def test_cli_import_through_argparse(tmp_path, capsys):
     args = parser.parse_args(["import", str(tmp_path / "missing.json"), "--images", ".", "--project", "p"])
     assert args.handler(args) == 1
     assert "missing.json" in capsys.readouterr().err
+
+
+def test_panoptic_import_reports_bad_segments_one_by_one(tmp_path):
+    ids = np.zeros((H, W), np.int64)
+    ids[2:10, 2:10] = 5
+    ids[12:20, 3:9] = 6
+    ids[0, 20:] = 7                                                   # in the PNG, not in segments_info
+    rgb = np.stack([ids % 256, ids // 256 % 256, ids // 65536], axis=-1).astype(np.uint8)
+    (tmp_path / "pan").mkdir()
+    Image.fromarray(rgb).save(tmp_path / "pan" / "a.png")
+    Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(tmp_path / "a.jpg")
+    Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(tmp_path / "b.jpg")
+    data = {"images": [{"id": 1, "file_name": "a.jpg", "width": W, "height": H},
+                       {"id": 2, "file_name": "b.jpg", "width": W, "height": H}],
+            "annotations": [
+                {"image_id": 1, "file_name": "a.png", "segments_info": [
+                    {"id": 5, "category_id": 1, "iscrowd": 0},
+                    {"id": 6, "category_id": 99},
+                    {"id": 8, "category_id": 2},
+                    {"id": 5, "category_id": 2}]},
+                {"image_id": 2, "file_name": "../../etc/b.png", "segments_info": []}],
+            "categories": [{"id": 1, "name": "cat", "isthing": 1, "color": [1, 2, 3]},
+                           {"id": 2, "name": "road", "isthing": 0}]}
+    (tmp_path / "pan.json").write_text(json.dumps(data))
+    result = import_coco(tmp_path / "pan.json", tmp_path, tmp_path / "proj")
+    text = "\n".join(result.problems)
+    for expected in ("unknown category_id 99", "segment 8 has no pixel", "duplicate segment id 5",
+                     "not in segments_info", "must be a path inside the PNG folder"):
+        assert expected in text
+    assert len(result.problems) == 5 and result.annotations == 1
+    project = Project.open(tmp_path / "proj")
+    tree = project.load_tree(1).tree
+    assert tree.effective_category(tree.node_at(5, 5)) == 1
+    assert tree.effective_category(tree.node_at(15, 5)) is None       # skipped segment: unlabelled
+    assert project.category(1).color == (1, 2, 3) and not project.category(2).isthing
