@@ -4,8 +4,8 @@ import pytest
 
 from core.cut.hierarchy import label_tokens
 from core.cut.ncut import best_bipartition, second_eigenvector
-from core.cut.walk import (random_split_ncut, split_ratio, stationary_distribution, transition_matrix,
-                           walk_affinity, walk_hierarchy)
+from core.cut.walk import (partition_ncut, spatial_null, split_ratio, stationary_distribution,
+                           transition_matrix, walk_affinity, walk_hierarchy)
 from core.features import Features
 from core.settings import Settings
 from tests.test_diffseg import planted_attention, planted_blocks, same_partition
@@ -28,10 +28,12 @@ def test_one_step_on_a_symmetric_p_is_the_plain_normalized_cut():
     assert np.allclose(p.sum(1), 1) and np.allclose(p, p.T)
     w = walk_affinity(p, 1)
     assert np.allclose(w * 40, p)                   # pi is uniform, W_1 = P / N
-    side, ratio = split_ratio(w)
+    null = np.ones_like(w)
+    side, ratio = split_ratio(w, null)
     plain_side, plain_ncut = best_bipartition(p, second_eigenvector(p))
     assert np.array_equal(side, plain_side)
-    assert ratio * random_split_ncut(w) == pytest.approx(plain_ncut)
+    assert ratio * partition_ncut(null, side) == pytest.approx(plain_ncut)
+    assert partition_ncut(p, side) == pytest.approx(plain_ncut)
     assert np.array_equal(np.sort(np.flatnonzero(side)), np.arange(13)) or \
         np.array_equal(np.sort(np.flatnonzero(~side)), np.arange(13))
 
@@ -98,11 +100,39 @@ def test_works_from_token_features_without_attention():
     grid = (12, 12)
     planted = planted_blocks(grid, 2, 2)
     rng = np.random.default_rng(3)
-    centres = rng.normal(size=(4, 8))
-    tokens = centres[planted] + rng.normal(0, 0.2, (*grid, 8))
+    centres = np.eye(8)[:4] + 0.3                  # four distinct feature directions
+    tokens = centres[planted] + rng.normal(0, 0.1, (*grid, 8))
     feats = Features(tokens.astype(np.float32), grid, "classic")
     p, pi = transition_matrix(feats, alpha=10.0)
     assert np.allclose(p.sum(1), 1)
     assert np.allclose(pi @ p, pi) and np.allclose(pi, stationary_distribution(p))
     root = walk_hierarchy(feats, Settings(method="walk"))
     assert same_partition(label_tokens(root, grid, Settings().tau), planted)
+
+
+def test_spatial_null_keeps_the_mean_squared_step_of_the_walk():
+    grid = (9, 9)
+    rows, cols = np.divmod(np.arange(81), 9)
+    dist2 = (rows[:, None] - rows[None, :]) ** 2 + (cols[:, None] - cols[None, :]) ** 2
+    p = (dist2 <= 1).astype(float)                  # nearest-neighbour walk (with staying put)
+    p /= p.sum(1, keepdims=True)
+    pi = stationary_distribution(p)
+    var = (pi[:, None] * p * dist2).sum() / 2
+    null = spatial_null(p, pi, grid, steps=4)
+    assert np.allclose(null, np.exp(-dist2 / (8 * var)), atol=1e-6)
+    assert np.allclose(null, null.T)
+
+
+def test_the_null_ratio_is_scale_free_on_a_structureless_grid():
+    """Halving a small or a large featureless square costs the same ratio: 1."""
+    for side in (6, 14):
+        grid = (side, side)
+        rows, cols = np.divmod(np.arange(side * side), side)
+        dist2 = (rows[:, None] - rows[None, :]) ** 2 + (cols[:, None] - cols[None, :]) ** 2
+        w = np.exp(-dist2 / 4.0)
+        p = w / w.sum(1, keepdims=True)
+        pi = stationary_distribution(p)
+        walk = walk_affinity(p, 3, pi)
+        half = cols < side // 2
+        ratio = partition_ncut(walk, half) / partition_ncut(spatial_null(p, pi, grid, 3), half)
+        assert ratio == pytest.approx(1.0, abs=0.15)

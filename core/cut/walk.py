@@ -14,11 +14,13 @@ measured in docs/decisions/0302-walk-ncut.md:
   split on W_k is the chance that a k-step walk started in one side ends in the other,
   summed over both sides. For a reversible P (any symmetric W) Pi P^k is already
   symmetric, and k = 1 gives back the plain NCut of W.
-- Automatic stopping: a split's cost is its NCut divided by the NCut expected for a
-  random split of the same sub-graph (1 - self-loop mass / volume, the configuration
-  null of modularity, which makes the test "better than chance" scale-free). A split is
-  kept iff that ratio < AUTO_RATIO. Costs are scaled so that this automatic threshold
-  sits at the default granularity: cost = tau_ref * ratio / AUTO_RATIO.
+- Automatic stopping: a split's cost is its NCut divided by the NCut of the same split
+  under a null walk that keeps P's geometry but not its content (a Gaussian walk on token
+  positions with P's mean squared step, for the same k steps). The ratio says how much
+  harder the boundary is to cross than its length and the areas alone explain, so one
+  threshold fits small and large regions and every k. A split is kept iff the ratio <
+  AUTO_RATIO; costs are scaled so that this sits at the default granularity:
+  cost = tau_ref * ratio / AUTO_RATIO.
 """
 from __future__ import annotations
 
@@ -35,8 +37,8 @@ from core.features import Features
 from core.jobs import CancelToken, check_cancel
 from core.settings import Settings
 
-DEFAULT_STEPS = 3
-AUTO_RATIO = 0.5
+DEFAULT_STEPS = 10
+AUTO_RATIO = 0.4
 #: the granularity at which the automatic threshold sits (the default tau)
 REFERENCE_GRANULARITY = Settings.tau
 
@@ -83,16 +85,33 @@ def walk_affinity(p: np.ndarray, steps: int, pi: Optional[np.ndarray] = None) ->
     return (flow + flow.T) / 2
 
 
-def random_split_ncut(w: np.ndarray) -> float:
-    """Expected NCut of a uniformly random bipartition of the graph: 1 - trace / volume."""
-    return float(1.0 - np.trace(w) / w.sum())
+def spatial_null(p: np.ndarray, pi: np.ndarray, grid: tuple[int, int], steps: int) -> np.ndarray:
+    """The walk's geometry without its content: a Gaussian walk on token positions.
+
+    Its step variance is P's mean squared jump under pi (per axis), so after `steps` steps
+    its transition kernel is exp(-|x_i - x_j|^2 / (2 steps var)); returned as a float32
+    symmetric affinity on the (h, w) grid.
+    """
+    h, w = grid
+    rows, cols = np.divmod(np.arange(h * w), w)
+    dist2 = ((rows[:, None] - rows[None, :]) ** 2 + (cols[:, None] - cols[None, :]) ** 2).astype(np.float32)
+    var = max(float((pi[:, None] * p * dist2).sum()) / 2, 1e-6)
+    return np.exp(dist2 / np.float32(-2 * steps * var))
 
 
-def split_ratio(w: np.ndarray) -> tuple[np.ndarray, float]:
-    """The best NCut split of `w` and its NCut relative to a random split's."""
+def partition_ncut(w: np.ndarray, side: np.ndarray) -> float:
+    """NCut of the split (side, ~side) of the graph w: cut/vol(A) + cut/vol(B)."""
+    cut = float(w[np.ix_(side, ~side)].sum())
+    degree = w.sum(axis=1)
+    return cut / float(degree[side].sum()) + cut / float(degree[~side].sum())
+
+
+def split_ratio(w: np.ndarray, null: np.ndarray) -> tuple[np.ndarray, float]:
+    """The best NCut split of `w`, and its NCut relative to the same split's on the null graph."""
     side, ncut = best_bipartition(w, second_eigenvector(w))
-    null = random_split_ncut(w)
-    return side, (ncut / null if null > 0 and math.isfinite(ncut) else math.inf)
+    if not (side.any() and (~side).any() and math.isfinite(ncut)):
+        return side, math.inf
+    return side, ncut / max(partition_ncut(null, side), 1e-12)
 
 
 def ratio_cost(ratio: float) -> float:
@@ -100,7 +119,7 @@ def ratio_cost(ratio: float) -> float:
     return REFERENCE_GRANULARITY * ratio / AUTO_RATIO
 
 
-def walk_tree(w: np.ndarray, tau_max: float, min_tokens: int = 0,
+def walk_tree(w: np.ndarray, null: np.ndarray, tau_max: float, min_tokens: int = 0,
               cancel: Optional[CancelToken] = None) -> CutNode:
     """Recursive 2-way NCut of `w`; nodes split while their ratio cost < tau_max."""
     root = CutNode(np.arange(w.shape[0]))
@@ -110,7 +129,8 @@ def walk_tree(w: np.ndarray, tau_max: float, min_tokens: int = 0,
         node = stack.pop()
         if len(node.tokens) <= 1 or len(node.tokens) < min_tokens:
             continue
-        side, ratio = split_ratio(w[np.ix_(node.tokens, node.tokens)])
+        ids = np.ix_(node.tokens, node.tokens)
+        side, ratio = split_ratio(w[ids], null[ids])
         node.cost = ratio_cost(ratio)
         if node.cost < tau_max:
             node.children = [CutNode(node.tokens[side]), CutNode(node.tokens[~side])]
@@ -125,4 +145,5 @@ def walk_hierarchy(features: Features, settings: Settings,
     check_cancel(cancel)
     steps = int(getattr(settings, "walk_steps", DEFAULT_STEPS))
     w = walk_affinity(p, steps, pi)
-    return walk_tree(w, settings.tau_max, settings.min_tokens, cancel)
+    null = spatial_null(p, pi, features.grid, steps)
+    return walk_tree(w, null, settings.tau_max, settings.min_tokens, cancel)
