@@ -84,6 +84,15 @@ def test_ids_start_at_one_and_no_category_zero(tmp_path):
     assert all(a["category_id"] >= 1 for a in data["annotations"])
 
 
+def test_never_an_empty_segmentation(tmp_path):
+    for options in ({}, {"polygons": True}, {"polygons": True, "min_part_area": 1000.0}):
+        data, _ = export(tmp_path, hard_tree(), **options)
+        assert len(data["annotations"]) == 6
+        assert all(ann["segmentation"] for ann in data["annotations"])
+        if options:
+            assert all(len(part) >= 6 for ann in data["annotations"] for part in ann["segmentation"])
+
+
 def test_no_ignore_field_iscrowd_zero_and_str_counts(tmp_path):
     data, _ = export(tmp_path, hard_tree())
     for ann in data["annotations"]:
