@@ -30,7 +30,7 @@ from core.export.panoptic import export_project_panoptic               # noqa: E
 from core.export.semantic import export_project_semantic               # noqa: E402
 from core.project import Autosaver, Category, Project                  # noqa: E402
 from core.tree import History, SegmentTree                             # noqa: E402
-from core.tree_file import _encode                                     # noqa: E402
+from core.tree_file import tree_arrays                                     # noqa: E402
 
 HEIGHT, WIDTH = 768, 1024
 
@@ -91,7 +91,7 @@ def main() -> None:
                 project.save_tree(image_id, tree, history)
 
         rows.append(("save project (all annotation files)", timed(save_all), f"{args.images} files"))
-        arrays = _encode(trees[0][0], trees[0][1], {})
+        arrays = tree_arrays(trees[0][0], trees[0][1])
         baseline = timed(lambda: [np.savez_compressed(io.BytesIO(), **arrays) for _ in range(args.images)])
         rows.append(("  baseline: np.savez_compressed, zlib 6", baseline, "same arrays"))
         size = sum(p.stat().st_size for p in (folder / "annotations").iterdir()) / args.images / 1024

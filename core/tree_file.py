@@ -47,16 +47,19 @@ class SavedTree:
 def tree_file_bytes(tree: SegmentTree, history: Optional[History] = None,
                     extra: Optional[dict[str, Any]] = None) -> bytes:
     """Encode a tree (and the last MAX_HISTORY edits of its history) as `.npz` bytes."""
-    return npz_bytes(_encode(tree, history, extra or {}))
+    return npz_bytes(tree_arrays(tree, history, extra))
 
 
 def save_tree_file(path: Path, tree: SegmentTree, history: Optional[History] = None,
                    extra: Optional[dict[str, Any]] = None) -> None:
     """Write the annotation file atomically."""
-    atomic_write_npz(path, _encode(tree, history, extra or {}))
+    atomic_write_npz(path, tree_arrays(tree, history, extra))
 
 
-def _encode(tree: SegmentTree, history: Optional[History], extra: dict[str, Any]) -> dict[str, np.ndarray]:
+def tree_arrays(tree: SegmentTree, history: Optional[History] = None,
+                extra: Optional[dict[str, Any]] = None) -> dict[str, np.ndarray]:
+    """The arrays of an annotation file (see the module docstring)."""
+    extra = extra or {}
     done = history.done[-MAX_HISTORY:] if history else []
     undone = history.undone[-(MAX_HISTORY - len(done)):] if history and len(done) < MAX_HISTORY else []
     edits = done + undone

@@ -128,7 +128,7 @@ def test_damaged_annotation_is_set_aside_and_the_rest_loads(tmp_path):
 
 def hostile_tree_files():
     """(name, bytes) of annotation files that must be refused."""
-    good = tree_file._encode(hard_tree(), None, {})
+    good = tree_file.tree_arrays(hard_tree())
 
     def variant(**changes):
         arrays = dict(good)
