@@ -93,22 +93,19 @@ def region_rings(labels: np.ndarray, count: int) -> list[list[np.ndarray]]:
     out: list[list[np.ndarray]] = [[] for _ in range(count)]
     if len(start) == 0:
         return out
+    # an edge leaving a corner in a direction is the side of exactly one pixel (the one on the
+    # walker's right), so (corner, direction) identifies it; successors must share its region
     width = padded.shape[1] + 1
-    corners = (padded.shape[0] + 1) * width
-
-    def code(corner: np.ndarray, heading: np.ndarray) -> np.ndarray:
-        return (owner * corners + corner[:, 0] * width + corner[:, 1]) * 4 + heading
-
-    codes = code(start, direction)
-    order = np.argsort(codes)
-    sorted_codes = codes[order]
+    table = np.full(((padded.shape[0] + 1) * width, 4), -1, dtype=np.int64)
+    table[start[:, 0] * width + start[:, 1], direction] = np.arange(len(start))
     end = start + _STEP[direction]
+    end_key = end[:, 0] * width + end[:, 1]
     successor = np.full(len(start), -1, dtype=np.int64)
     for turn in (1, 0, 3):                               # prefer right, straight, left
-        wanted = code(end, (direction + turn) % 4)
-        at = np.minimum(np.searchsorted(sorted_codes, wanted), len(codes) - 1)
-        found = (sorted_codes[at] == wanted) & (successor < 0)
-        successor[found] = order[at[found]]
+        candidate = table[end_key, (direction + turn) % 4]
+        found = (successor < 0) & (candidate >= 0)
+        found[found] = owner[candidate[found]] == owner[found]
+        successor[found] = candidate[found]
     for cycle in _cycles(successor):
         out[int(owner[cycle[0]])].append(_ring_points(cycle, start - 1, direction))
     return out
