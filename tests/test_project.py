@@ -13,12 +13,12 @@ import pytest
 import core.project as project_module
 import core.tree_file as tree_file
 from core.atomic_io import npz_bytes
-from core.project import Autosaver, Category, DamagedFileError, Project, ProjectError
+from core.project import Autosaver, DamagedFileError, Project, ProjectError
 from core.safe_json import DataFormatError
 from core.settings import Settings
 from core.tree import History, SegmentTree
 from core.tree_file import load_tree_file, save_tree_file, tree_file_bytes
-from tests.export_fixtures import CATEGORIES, hard_labels, hard_tree
+from tests.export_fixtures import CATEGORIES, hard_tree
 
 
 def halves(mask):

@@ -1,11 +1,12 @@
 """COCO polygons traced from a region mask: outer rings only, simple, >= 3 points each.
 
 Rings follow the pixel edges with corners cut through the edge midpoints (the marching-squares
-contour at level 0.5, traced here with numpy instead of `skimage.measure.find_contours`, whose
-Python contour assembly dominated export time); unsimplified they rasterise in pycocotools to
-exactly the region's pixels with holes filled. Rings are simplified with Douglas-Peucker (Douglas & Peucker 1973, "Algorithms for the reduction of
-the number of points required to represent a digitized line", vectorised per chain) and the
-simplified ring is kept only if it does not cross itself (else the unsimplified ring is used). COCO
+contour at level 0.5, traced here with numpy for all regions at once instead of
+`skimage.measure.find_contours`, whose Python contour assembly dominated export time);
+unsimplified they rasterise in pycocotools to exactly the region's pixels with holes filled.
+Rings are simplified with Douglas-Peucker (Douglas & Peucker 1973, "Algorithms for the
+reduction of the number of points required to represent a digitized line"), and a simplified
+ring is kept only if it does not cross itself (else the unsimplified ring is used). COCO
 polygons are unioned on decoding, so holes cannot be represented: hole rings are counted as lost.
 """
 from __future__ import annotations
