@@ -76,9 +76,9 @@ def test_steps_must_be_positive():
 
 @pytest.mark.parametrize("steps", [1, 3])
 def test_recovers_planted_blocks_from_attention_at_the_automatic_threshold(steps):
-    grid = (12, 16)
+    grid = (12, 18)
     planted = planted_blocks(grid, 2, 3)
-    att = planted_attention(planted, [grid, (6, 8)], seed=steps)
+    att = planted_attention(planted, [grid, (6, 9)], seed=steps)
     feats = Features(np.zeros((*grid, 1), np.float32), grid, "synthetic", attention=att)
     settings = Settings(method="walk")
     settings.walk_steps = steps

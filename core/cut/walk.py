@@ -38,7 +38,7 @@ from core.jobs import CancelToken, check_cancel
 from core.settings import Settings
 
 DEFAULT_STEPS = 10
-AUTO_RATIO = 0.4
+AUTO_RATIO = 0.25
 #: the granularity at which the automatic threshold sits (the default tau)
 REFERENCE_GRANULARITY = Settings.tau
 
