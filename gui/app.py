@@ -1,0 +1,56 @@
+"""GUI entry point: `run(argv)` opens the main window (called by main.py with no sub-command).
+
+With no arguments a built-in sample image (skimage.data) is segmented so that the app shows
+something useful at once; arguments are image files, folders, or a project folder.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from PySide6.QtWidgets import QApplication
+
+from core.image_io import list_images
+from core.project import PROJECT_FILE
+from gui.document import ImageDoc
+from gui.main_window import MainWindow
+from gui.theme import apply_theme
+
+SAMPLES = ("astronaut", "coffee", "chelsea")
+
+
+def sample_doc(name: str) -> ImageDoc:
+    """A built-in skimage.data image as a document."""
+    def pixels() -> np.ndarray:
+        import skimage.data
+        return np.ascontiguousarray(getattr(skimage.data, name)()[..., :3])
+    return ImageDoc(f"sample:{name}", f"{name} (sample)", pixels)
+
+
+def build_window(argv: list[str]) -> MainWindow:
+    """The main window with the images (or project) named in argv, or the samples."""
+    window = MainWindow()
+    paths = [Path(a) for a in argv if not a.startswith("-")]
+    projects = [p for p in paths if (p / PROJECT_FILE).is_file()]
+    if projects:
+        window.open_project(projects[0])
+    elif paths:
+        files = [f for p in paths for f in (list_images(p) if p.is_dir() else [p])]
+        window.add_paths(files)
+    else:
+        window.add_images([sample_doc(name) for name in SAMPLES])
+    return window
+
+
+def run(argv: list[str]) -> int:
+    """Start Qt, open the window, run the event loop; returns the exit code."""
+    app: Optional[QApplication] = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("CutTree")
+    app.setOrganizationName("CutTree")
+    window = build_window(argv)
+    dark = window.qsettings.value("theme/dark", None)
+    apply_theme(None if dark is None else str(dark).lower() == "true")
+    window.show()
+    return app.exec()

@@ -1,0 +1,146 @@
+"""The image canvas: image, frontier overlay, selection and hover layers in a QGraphicsView.
+
+Scene coordinates are image pixels. Ctrl+wheel zooms around the cursor, the middle button
+or Space+drag pans, a click emits `clicked(row, col, modifiers)` in atom-map coordinates.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QImage, QKeyEvent, QMouseEvent, QPainter, QPixmap, QTransform, QWheelEvent
+from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsScene, QGraphicsView
+
+ZOOM_STEP = 1.25
+MIN_ZOOM, MAX_ZOOM = 0.02, 64.0
+
+
+class Canvas(QGraphicsView):
+    """Shows one image and its layers; reports clicks and hover in atom-map coordinates."""
+
+    clicked = Signal(int, int, object)     # row, col, Qt.KeyboardModifiers
+    hovered = Signal(int, int)             # row, col (-1, -1 when outside)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setScene(QGraphicsScene(self))
+        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setMouseTracking(True)
+        self.setBackgroundBrush(Qt.GlobalColor.darkGray)
+        self._image = QGraphicsPixmapItem()
+        self._layers = {name: QGraphicsPixmapItem() for name in ("overlay", "selection", "hover")}
+        self.scene().addItem(self._image)
+        for z, item in enumerate(self._layers.values(), start=1):
+            item.setZValue(z)
+            self.scene().addItem(item)
+        self._atom_scale = (1.0, 1.0)      # atom-map pixels per image pixel (rows, cols)
+        self._atom_shape = (0, 0)
+        self._pan_from: Optional[QPointF] = None
+        self._space = False
+
+    # ------------------------------------------------------------------ content
+    def set_image(self, image: QImage) -> None:
+        self._image.setPixmap(QPixmap.fromImage(image))
+        self.scene().setSceneRect(self._image.boundingRect())
+        for item in self._layers.values():
+            item.setPixmap(QPixmap())
+
+    def set_atom_shape(self, shape: tuple[int, int]) -> None:
+        """Layers are drawn at atom-map resolution and stretched onto the image."""
+        rect = self._image.boundingRect()
+        self._atom_shape = shape
+        sy, sx = rect.height() / max(shape[0], 1), rect.width() / max(shape[1], 1)
+        self._atom_scale = (1 / sy if sy else 1.0, 1 / sx if sx else 1.0)
+        for item in self._layers.values():
+            item.setTransform(QTransform.fromScale(sx, sy))
+
+    def set_layer(self, name: str, image: Optional[QImage]) -> None:
+        self._layers[name].setPixmap(QPixmap.fromImage(image) if image is not None else QPixmap())
+
+    def set_layer_visible(self, name: str, visible: bool) -> None:
+        self._layers[name].setVisible(visible)
+
+    def layer_visible(self, name: str) -> bool:
+        return self._layers[name].isVisible()
+
+    # ------------------------------------------------------------------ view
+    def fit(self) -> None:
+        self.fitInView(self._image, Qt.AspectRatioMode.KeepAspectRatio)
+
+    def actual_size(self) -> None:
+        self.setTransform(QTransform())
+
+    def zoom(self, factor: float) -> None:
+        current = self.transform().m11()
+        factor = min(max(current * factor, MIN_ZOOM), MAX_ZOOM) / current
+        self.scale(factor, factor)
+
+    def atom_at(self, view_pos: QPointF) -> tuple[int, int]:
+        """(row, col) in the atom map under a viewport position, or (-1, -1) outside."""
+        scene = self.mapToScene(view_pos.toPoint())
+        row = int(scene.y() * self._atom_scale[0])
+        col = int(scene.x() * self._atom_scale[1])
+        if 0 <= row < self._atom_shape[0] and 0 <= col < self._atom_shape[1]:
+            return row, col
+        return -1, -1
+
+    def view_pos_of(self, row: int, col: int) -> QPointF:
+        """Viewport position of the centre of an atom-map pixel (for tests and scripts)."""
+        scene = QPointF((col + 0.5) / self._atom_scale[1], (row + 0.5) / self._atom_scale[0])
+        return QPointF(self.mapFromScene(scene))
+
+    # ------------------------------------------------------------------ events
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.zoom(ZOOM_STEP if event.angleDelta().y() > 0 else 1 / ZOOM_STEP)
+        else:
+            super().wheelEvent(event)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        if event.button() == Qt.MouseButton.MiddleButton or (
+                self._space and event.button() == Qt.MouseButton.LeftButton):
+            self._pan_from = event.position()
+            self.setCursor(Qt.CursorShape.ClosedHandCursor)
+        elif event.button() == Qt.MouseButton.LeftButton:
+            row, col = self.atom_at(event.position())
+            if row >= 0:
+                self.clicked.emit(row, col, event.modifiers())
+        else:
+            super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        if self._pan_from is not None:
+            delta = event.position() - self._pan_from
+            self._pan_from = event.position()
+            self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() - int(delta.x()))
+            self.verticalScrollBar().setValue(self.verticalScrollBar().value() - int(delta.y()))
+            return
+        self.hovered.emit(*self.atom_at(event.position()))
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if self._pan_from is not None:
+            self._pan_from = None
+            self.unsetCursor()
+            return
+        super().mouseReleaseEvent(event)
+
+    def leaveEvent(self, event) -> None:  # noqa: ANN001 - QEvent
+        self.hovered.emit(-1, -1)
+        super().leaveEvent(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space = True
+            self.setCursor(Qt.CursorShape.OpenHandCursor)
+            return
+        super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space = False
+            self.unsetCursor()
+            return
+        super().keyReleaseEvent(event)

@@ -1,0 +1,18 @@
+"""The category list used when no project is open (a project brings its own)."""
+from __future__ import annotations
+
+from core.project import Category
+from core.tree import node_color
+
+DEFAULT_NAMES = ("person", "animal", "vehicle", "building", "plant", "sky", "ground", "water", "object")
+
+
+def default_categories() -> list[Category]:
+    """Nine starter categories, one per number key, things before stuff."""
+    stuff = {"sky", "ground", "water"}
+    return [Category(i, name, _category_color(i), name not in stuff)
+            for i, name in enumerate(DEFAULT_NAMES, start=1)]
+
+
+def _category_color(category_id: int) -> tuple[int, int, int]:
+    return node_color(category_id * 7919)

@@ -1,0 +1,48 @@
+"""Undo commands: each wraps one core.tree Edit (already applied when pushed)."""
+from __future__ import annotations
+
+from typing import Callable
+
+from PySide6.QtGui import QUndoCommand
+
+from core.tree import Edit, SegmentTree
+
+GRANULARITY_ID = 1
+
+
+class TreeEditCommand(QUndoCommand):
+    """Undo/redo one tree edit; `changed` refreshes the views afterwards."""
+
+    def __init__(self, tree: SegmentTree, edit: Edit, text: str, changed: Callable[[], None]) -> None:
+        super().__init__(text)
+        self.tree = tree
+        self.edits = [edit]
+        self.changed = changed
+        self._applied = True     # the edit was made before the command was pushed
+
+    def redo(self) -> None:
+        if self._applied:
+            self._applied = False
+        else:
+            for edit in self.edits:
+                self.tree.redo(edit)
+        self.changed()
+
+    def undo(self) -> None:
+        for edit in reversed(self.edits):
+            self.tree.undo(edit)
+        self.changed()
+
+
+class GranularityCommand(TreeEditCommand):
+    """A granularity change; consecutive slider steps merge into one undo step."""
+
+    def id(self) -> int:
+        return GRANULARITY_ID
+
+    def mergeWith(self, other: QUndoCommand) -> bool:
+        if not isinstance(other, GranularityCommand) or other.tree is not self.tree:
+            return False
+        self.edits.extend(other.edits)
+        self.setText(other.text())
+        return True

@@ -1,0 +1,33 @@
+"""One image of the session: its source, status, pixels, tree, cutter and undo stack."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+from PySide6.QtGui import QUndoStack
+
+from core.tree import Cutter, SegmentTree
+
+NOT_SEGMENTED, QUEUED, WORKING, DONE, EDITED, ERROR = (
+    "not segmented", "queued", "working", "done", "edited", "error")
+
+
+@dataclass
+class ImageDoc:
+    """An image in the file list. `key` is its path (or a `sample:` name for built-in images)."""
+
+    key: str
+    name: str
+    source: object                       # a path string or a function giving the pixels
+    project_id: Optional[int] = None
+    status: str = NOT_SEGMENTED
+    error: str = ""
+    image: Optional[np.ndarray] = None
+    tree: Optional[SegmentTree] = None
+    cutter: Optional[Cutter] = None
+    undo: QUndoStack = field(default_factory=QUndoStack)
+
+    @property
+    def ready(self) -> bool:
+        return self.tree is not None and self.image is not None

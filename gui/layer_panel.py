@@ -1,0 +1,62 @@
+"""The layer panel: a QTreeView over LayerModel whose selection mirrors the canvas."""
+from __future__ import annotations
+
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, Signal
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView
+
+from gui.layer_model import LayerModel
+
+
+class LayerPanel(QTreeView):
+    """Emits `selected(node ids)` when the user selects rows; `show_selection` mirrors back."""
+
+    selected = Signal(list)
+
+    def __init__(self, model: LayerModel) -> None:
+        super().__init__()
+        self.layers = model
+        self.setModel(model)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setUniformRowHeights(True)
+        self.setAlternatingRowColors(True)
+        header = self.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in (1, 2, 3):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        self._quiet = False
+        self.selectionModel().selectionChanged.connect(self._changed)
+        model.modelReset.connect(self._after_reset)
+
+    def selected_ids(self) -> list[int]:
+        return [self.layers.node_id(i) for i in self.selectionModel().selectedRows(0)]
+
+    def show_selection(self, node_ids: list[int]) -> None:
+        """Select these nodes (without echoing a `selected` signal) and scroll to the first."""
+        self._quiet = True
+        selection = QItemSelection()
+        for nid in node_ids:
+            index = self.layers.index_of(nid)
+            if index.isValid():
+                selection.select(index, self.layers.index_of(nid, self.layers.columnCount() - 1))
+                parent = index.parent()
+                while parent.isValid() and not self.isExpanded(parent):
+                    self.expand(parent)
+                    parent = parent.parent()
+        flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        self.selectionModel().select(selection, flags)
+        if node_ids:
+            index = self.layers.index_of(node_ids[0])
+            if index.isValid():
+                self.selectionModel().setCurrentIndex(index, QItemSelectionModel.SelectionFlag.NoUpdate)
+                self.scrollTo(index)
+        self._quiet = False
+
+    def _changed(self, *_: object) -> None:
+        if not self._quiet:
+            self.selected.emit(self.selected_ids())
+
+    def _after_reset(self) -> None:
+        root = self.layers.index(0, 0)
+        if root.isValid():
+            self.expand(root)
