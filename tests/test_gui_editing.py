@@ -1,0 +1,127 @@
+"""Drive the real window with clicks and keys: select, merge, split, label, undo/redo."""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt
+from scipy.ndimage import distance_transform_edt
+
+from tests.gui_helpers import make_window, wait_segmented, write_sample
+
+
+def state(tree):
+    """What an undo must restore: the frontier, categories, flags."""
+    return (tree.frontier(), {n: (tree.nodes[n].category, tree.nodes[n].ignored, tree.nodes[n].expanded)
+                              for n in tree.nodes})
+
+
+def inner_pixel(tree, node_id):
+    """The pixel of a region farthest from its border (a safe place to click)."""
+    dist = distance_transform_edt(np.pad(tree.mask(node_id), 1))[1:-1, 1:-1]
+    return np.unravel_index(int(np.argmax(dist)), dist.shape)
+
+
+def click(qtbot, window, node_id, modifier=Qt.KeyboardModifier.NoModifier):
+    row, col = inner_pixel(window.doc.tree, node_id)
+    pos = window.canvas.view_pos_of(int(row), int(col)).toPoint()
+    qtbot.mouseClick(window.canvas.viewport(), Qt.MouseButton.LeftButton, modifier, pos)
+
+
+def key(qtbot, window, k, modifier=Qt.KeyboardModifier.NoModifier):
+    qtbot.keyClick(window.canvas, k, modifier)
+
+
+def segmented_window(qtbot, tmp_path):
+    window = make_window(qtbot, tmp_path)
+    window.add_paths([write_sample(tmp_path)])
+    wait_segmented(qtbot, window)
+    window.granularity.setValue(window.granularity.maximum() // 2)
+    window.doc.undo.clear()
+    qtbot.waitExposed(window)
+    window.activateWindow()
+    window.canvas.setFocus()
+    return window
+
+
+def sibling_pair(tree):
+    """Two frontier regions with the same parent."""
+    front = set(tree.frontier())
+    for node in tree.nodes.values():
+        kids = [c for c in node.children if c in front]
+        if len(kids) >= 2:
+            return kids[0], kids[1]
+    raise AssertionError("no frontier siblings")
+
+
+def test_click_selects_in_canvas_and_layer_panel(qtbot, tmp_path):
+    window = segmented_window(qtbot, tmp_path)
+    tree = window.doc.tree
+    a, b = tree.frontier()[:2]
+    click(qtbot, window, a)
+    assert window.selection == [a]
+    assert window.layers.selected_ids() == [a]
+    click(qtbot, window, b, Qt.KeyboardModifier.ShiftModifier)
+    assert window.selection == [a, b]
+    assert sorted(window.layers.selected_ids()) == sorted([a, b])
+    # and back: selecting in the tree selects on the canvas
+    window.layers.show_selection([b])
+    window.layers.selected.emit(window.layers.selected_ids())
+    assert window.selection == [b]
+
+
+def test_merge_split_label_undo_redo_with_keys(qtbot, tmp_path):
+    window = segmented_window(qtbot, tmp_path)
+    tree = window.doc.tree
+    start = state(tree)
+    a, b = sibling_pair(tree)
+    click(qtbot, window, a)
+    click(qtbot, window, b, Qt.KeyboardModifier.ShiftModifier)
+    key(qtbot, window, Qt.Key.Key_J)
+    tree.check_invariants()
+    merged = window.selection
+    assert len(merged) == 1 and tree.is_frontier(merged[0])
+    assert a not in tree.frontier() and b not in tree.frontier()
+    assert set(tree.nodes[merged[0]].atoms) == set(tree.nodes[a].atoms) | set(tree.nodes[b].atoms)
+    key(qtbot, window, Qt.Key.Key_1)
+    assert tree.effective_category(merged[0]) == window.categories[0].id
+    key(qtbot, window, Qt.Key.Key_J, Qt.KeyboardModifier.AltModifier)     # split
+    tree.check_invariants()
+    assert len(window.selection) >= 2 and all(tree.is_frontier(n) for n in window.selection)
+    key(qtbot, window, Qt.Key.Key_Up, Qt.KeyboardModifier.AltModifier)    # go to parent
+    assert window.selection == [merged[0]]
+    after = state(tree)
+    assert window.doc.undo.count() == 3
+    assert window.history.model().rowCount() == 4     # "segmented" + 3 edits
+    for _ in range(3):
+        key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert state(tree) == start
+    tree.check_invariants()
+    key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    key(qtbot, window, Qt.Key.Key_Y, Qt.KeyboardModifier.ControlModifier)
+    key(qtbot, window, Qt.Key.Key_Y, Qt.KeyboardModifier.ControlModifier)
+    assert state(tree) == after
+    assert window.files.status_text(0).endswith("[edited]")
+
+
+def test_split_beyond_atoms_and_ignore(qtbot, tmp_path):
+    window = segmented_window(qtbot, tmp_path)
+    tree = window.doc.tree
+    leaf = max((n for n in tree.nodes.values() if not n.children), key=lambda n: tree.area(n.id)).id
+    window.set_selection([leaf])
+    atoms = tree.n_atoms
+    key(qtbot, window, Qt.Key.Key_S)
+    assert tree.n_atoms > atoms and tree.nodes[leaf].children
+    tree.check_invariants()
+    key(qtbot, window, Qt.Key.Key_I)
+    assert all(tree.nodes[n].ignored for n in window.selection)
+    key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert tree.n_atoms == atoms and not tree.nodes[leaf].children
+    tree.check_invariants()
+
+
+def test_refused_edit_explains_itself(qtbot, tmp_path):
+    window = segmented_window(qtbot, tmp_path)
+    window.set_selection(window.doc.tree.frontier()[:1])
+    key(qtbot, window, Qt.Key.Key_M)
+    assert "at least two" in window.stage.text()
+    assert window.doc.undo.count() == 0
