@@ -50,11 +50,12 @@ def second_eigenvector(affinity: np.ndarray) -> np.ndarray:
     Solved as the top eigenvector of D^-1/2 W D^-1/2 deflated by its known top eigenvector
     sqrt(d); the sign makes the largest-magnitude entry positive (as the reference).
     """
-    w = np.asarray(affinity, dtype=np.float64)
-    n = w.shape[0]
-    d = w.sum(axis=1)
+    m = np.array(affinity, dtype=np.float64)
+    n = m.shape[0]
+    d = m.sum(axis=1)
     inv_sqrt = 1.0 / np.sqrt(d)
-    m = w * inv_sqrt[:, None] * inv_sqrt[None, :]
+    m *= inv_sqrt[:, None]
+    m *= inv_sqrt[None, :]
     if n < DENSE_EIGH_BELOW:
         u = eigh(m, subset_by_index=[n - 2, n - 2])[1][:, 0]
     else:
@@ -62,7 +63,7 @@ def second_eigenvector(affinity: np.ndarray) -> np.ndarray:
         op = LinearOperator((n, n), dtype=np.float64, matvec=lambda x: m @ x - top * (top @ x))
         start = np.random.default_rng(n).standard_normal(n)
         try:
-            u = eigsh(op, k=1, which="LA", v0=start, tol=1e-12, maxiter=20 * n)[1][:, 0]
+            u = eigsh(op, k=1, which="LA", v0=start, tol=1e-10, maxiter=20 * n)[1][:, 0]
         except ArpackNoConvergence:
             u = eigh(m, subset_by_index=[n - 2, n - 2])[1][:, 0]
     v = u * inv_sqrt

@@ -1,0 +1,240 @@
+"""Image in, segment tree out: encoder -> cut method -> pixel refinement -> SegmentTree.
+
+Pixel atoms are made so that every node's mask is exactly the union of its children's:
+the segments shown at the settings' tau get their pixels by DiffCut's concept assignment
+(optionally PAMR-refined), exactly as the reference does at that granularity; inside
+each of them the pixels descend the deeper tree, at each split going to the child whose
+embedding scores higher; nodes above are unions (docs/decisions/0002-nested-pixel-atoms.md).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+from PIL import Image
+from scipy.cluster.vq import kmeans2
+from skimage.color import rgb2lab
+from threadpoolctl import threadpool_limits
+
+from core.cut.hierarchy import CutNode, leaves_at
+from core.cut.methods import METHODS
+from core.cut.ncut import best_bipartition, cosine_affinity, second_eigenvector
+from core.encoders import Encoder, make_encoder
+from core.features import Features
+from core.jobs import CancelToken, Progress, check_cancel, report
+from core.refine import BilinearSampler, concept_assignment, normalized_tokens, pamr
+from core.settings import Settings
+from core.tree import Cutter, Node, SegmentTree, node_color
+
+
+def mask_shape(image_shape: tuple[int, ...], max_side: int) -> tuple[int, int]:
+    """The atom-map size: the image's, scaled down so the long side is at most max_side."""
+    h, w = image_shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def resized(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    if image.shape[:2] == shape:
+        return image
+    return np.asarray(Image.fromarray(image).resize((shape[1], shape[0]), Image.Resampling.BILINEAR))
+
+
+class Segmenter:
+    """Keeps one encoder warm and turns its features into segment trees."""
+
+    def __init__(self, settings: Settings, encoder: Optional[Encoder] = None) -> None:
+        self.settings = settings
+        self._encoder = encoder
+
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            self._encoder = make_encoder(self.settings)
+        return self._encoder
+
+    def encode(self, image: np.ndarray, progress: Optional[Progress] = None,
+               cancel: Optional[CancelToken] = None) -> Features:
+        check_cancel(cancel)
+        return self.encoder.encode(image, progress, cancel)
+
+    def cut(self, image: np.ndarray, features: Features, progress: Optional[Progress] = None,
+            cancel: Optional[CancelToken] = None) -> SegmentTree:
+        """The segment tree of `image` from its features (no encoder pass).
+
+        BLAS runs single-threaded here: the many small products of the recursion were
+        measured 3-5x slower with threads competing for 2 cores (bench/bench_ncut.py).
+        """
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._cut(image, features, progress, cancel)
+
+    def _cut(self, image: np.ndarray, features: Features, progress: Optional[Progress],
+             cancel: Optional[CancelToken]) -> SegmentTree:
+        s = self.settings
+        report(progress, "cut", 0.0)
+        root = METHODS[s.method](features, s, cancel)
+        report(progress, "refine", 0.0)
+        shape = mask_shape(image.shape, s.max_mask_side)
+        tokens = normalized_tokens(features.tokens)
+        shown = leaves_at(root, s.tau)
+        token_labels = np.empty(tokens.shape[0] * tokens.shape[1], dtype=np.int32)
+        for index, leaf in enumerate(shown):
+            token_labels[leaf.tokens] = index
+        labels = concept_assignment(features.tokens, token_labels.reshape(tokens.shape[:2]), shape)
+        check_cancel(cancel)
+        if s.pamr:
+            labels = pamr(resized(image, shape), labels, s.pamr_iterations, s.pamr_dilations)
+            check_cancel(cancel)
+        report(progress, "refine", 0.5)
+        leaf_pixels = descend(root, shown, labels, tokens, cancel)
+        report(progress, "tree", 0.0)
+        tree = build_tree(root, leaf_pixels, shape, image.shape[:2])
+        tree.set_granularity(s.tau)
+        report(progress, "tree", 1.0)
+        return tree
+
+    def cutter(self, image: np.ndarray, features: Features, shape: tuple[int, int]) -> Cutter:
+        """A Cutter that splits a region in two: by its tokens' NCut, else by colour."""
+        return RegionCutter(image, features, shape, self.settings.alpha)
+
+
+def segment(image: np.ndarray, settings: Settings, progress: Optional[Progress] = None,
+            cancel: Optional[CancelToken] = None) -> SegmentTree:
+    """Segment one RGB image into a hierarchical segment tree."""
+    segmenter = Segmenter(settings)
+    features = segmenter.encode(image, progress, cancel)
+    return segmenter.cut(image, features, progress, cancel)
+
+
+def descend(root: CutNode, shown: list[CutNode], labels: np.ndarray, tokens: np.ndarray,
+            cancel: Optional[CancelToken] = None) -> dict[int, np.ndarray]:
+    """Flat pixel indices of every leaf of `root`, keyed by id(leaf).
+
+    `labels` gives the pixels of each shown node; below it, pixels go to the child with the
+    highest bilinearly upsampled score against the child's embedding.
+    """
+    h, w, c = tokens.shape
+    flat = tokens.reshape(h * w, c)
+    sampler = BilinearSampler((h, w), labels.shape)
+    order = np.argsort(labels.ravel(), kind="stable")
+    bounds = np.searchsorted(labels.ravel()[order], np.arange(len(shown) + 1))
+    stack = [(node, order[bounds[i]:bounds[i + 1]]) for i, node in enumerate(shown)]
+    out: dict[int, np.ndarray] = {}
+    while stack:
+        check_cancel(cancel)
+        node, pixels = stack.pop()
+        if not node.children:
+            out[id(node)] = pixels
+            continue
+        emb = np.stack([flat[child.tokens].mean(axis=0) for child in node.children])
+        if len(node.children) == 2:  # one upsampled score difference instead of two scores
+            diff = (flat @ (emb[0] - emb[1])).reshape(h, w)
+            choice = (~sampler.nonnegative(diff, pixels)).astype(np.int64)
+        else:
+            score_maps = (flat @ emb.T).reshape(h, w, -1)
+            choice = np.argmax([sampler.sample(score_maps[..., k], pixels)
+                                for k in range(len(node.children))], axis=0)
+        stack.extend((child, pixels[choice == k]) for k, child in enumerate(node.children))
+    return out
+
+
+def build_tree(root: CutNode, leaf_pixels: dict[int, np.ndarray], shape: tuple[int, int],
+               image_size: tuple[int, int]) -> SegmentTree:
+    """SegmentTree over the non-empty leaves; empty nodes dropped, single children spliced."""
+    preorder = list(root.walk())
+    kept: dict[int, list[CutNode]] = {}     # id(node) -> its non-empty (spliced) children
+    rep: dict[int, CutNode] = {}            # id(node) -> the node that stands for it
+    for node in reversed(preorder):
+        if not node.children:
+            if len(leaf_pixels.get(id(node), ())):
+                kept[id(node)], rep[id(node)] = [], node
+            continue
+        children = [rep[id(c)] for c in node.children if id(c) in rep]
+        if len(children) == 1:
+            rep[id(node)] = children[0]
+        elif children:
+            kept[id(node)], rep[id(node)] = children, node
+    atom_map = np.zeros(shape[0] * shape[1], dtype=np.int32)
+    nodes: dict[int, Node] = {}
+    stack: list[tuple[CutNode, Optional[int]]] = [(rep[id(root)], None)]
+    n_atoms = 0
+    while stack:
+        cut, parent = stack.pop()
+        nid = len(nodes)
+        node = Node(nid, parent, [], np.zeros(0, np.int32),
+                    cost=cut.cost if kept[id(cut)] else math.inf, color=node_color(nid))
+        nodes[nid] = node
+        if parent is not None:
+            nodes[parent].children.append(nid)
+        if kept[id(cut)]:
+            stack.extend((child, nid) for child in reversed(kept[id(cut)]))
+        else:
+            atom_map[leaf_pixels[id(cut)]] = n_atoms
+            node.atoms = np.array([n_atoms], dtype=np.int32)
+            n_atoms += 1
+    for nid in sorted(nodes, reverse=True):
+        node = nodes[nid]
+        if node.children:
+            node.atoms = np.sort(np.concatenate([nodes[c].atoms for c in node.children]))
+    for node in nodes.values():
+        node.atoms.flags.writeable = False
+    return SegmentTree(atom_map.reshape(shape), nodes, 0, image_size)
+
+
+class RegionCutter:
+    """Splits one region in two: its tokens' best NCut split, else 2-means on colour."""
+
+    def __init__(self, image: np.ndarray, features: Features, shape: tuple[int, int],
+                 alpha: float) -> None:
+        self.tokens = normalized_tokens(features.tokens)
+        self.alpha = alpha
+        self.shape = shape
+        self.image = image
+        self._affinity: Optional[np.ndarray] = None
+        h, w = features.grid
+        rows = np.minimum(np.arange(shape[0]) * h // shape[0], h - 1)
+        cols = np.minimum(np.arange(shape[1]) * w // shape[1], w - 1)
+        self.token_of_pixel = (rows[:, None] * w + cols[None, :]).ravel()
+
+    def __call__(self, mask: np.ndarray) -> Optional[np.ndarray]:
+        pixels = np.flatnonzero(mask)
+        if len(pixels) < 2:
+            return None
+        labels = self._token_split(pixels)
+        if labels is None or labels.min() == labels.max():
+            labels = self._colour_split(pixels)
+        return labels
+
+    def _token_split(self, pixels: np.ndarray) -> Optional[np.ndarray]:
+        ids = np.unique(self.token_of_pixel[pixels])
+        if len(ids) < 3:
+            return None
+        if self._affinity is None:
+            flat = self.tokens.reshape(-1, self.tokens.shape[-1])
+            self._affinity = cosine_affinity(flat, self.alpha)
+        sub = self._affinity[np.ix_(ids, ids)]
+        side, _ = best_bipartition(sub, second_eigenvector(sub))
+        groups = [ids[side], ids[~side]]
+        if min(len(g) for g in groups) == 0:
+            return None
+        root = CutNode(ids, 0.0, [CutNode(g) for g in groups])
+        leaves = descend(root, [root], _only(pixels, self.shape), self.tokens)
+        out = np.empty(len(pixels), dtype=np.int32)
+        for k, child in enumerate(root.children):
+            out[np.searchsorted(pixels, np.sort(leaves[id(child)]))] = k
+        return out
+
+    def _colour_split(self, pixels: np.ndarray) -> Optional[np.ndarray]:
+        lab = rgb2lab(resized(self.image, self.shape)).reshape(-1, 3)[pixels]
+        if np.ptp(lab, axis=0).max() < 1e-6:
+            return None
+        _, labels = kmeans2(lab.astype(np.float64), 2, minit="++", seed=0)
+        return labels.astype(np.int32)
+
+
+def _only(pixels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A label map with 0 on `pixels` and 1 elsewhere, so `descend` sees just the region."""
+    labels = np.ones(shape[0] * shape[1], dtype=np.int32)
+    labels[pixels] = 0
+    return labels.reshape(shape)

@@ -1,0 +1,141 @@
+"""From token segments to pixels: concept assignment (DiffCut §3.3) and PAMR (§4).
+
+Concept assignment scores each pixel against segment embeddings (the mean of the
+L2-normalised token features of the segment, not re-normalised) using bilinearly
+upsampled token features. Bilinear upsampling is linear, so upsampling the token-level
+scores equals scoring the upsampled features; we upsample scores, which never builds an
+(H, W, C) array.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+
+class BilinearSampler:
+    """Bilinear upsampling (h, w) -> (H, W), half-pixel centres, as torch align_corners=False."""
+
+    def __init__(self, grid: tuple[int, int], out_shape: tuple[int, int]) -> None:
+        self.grid = grid
+        self.out_shape = out_shape
+        self.y0, self.y1, self.fy = _axis(grid[0], out_shape[0])
+        self.x0, self.x1, self.fx = _axis(grid[1], out_shape[1])
+        self._quad = (self.y0[:, None] * grid[1] + self.x0[None, :]).ravel()
+
+    def sample(self, values: np.ndarray, pixels: Optional[np.ndarray] = None) -> np.ndarray:
+        """Upsampled values of an (h, w) map at flat pixel indices (all pixels if None)."""
+        if pixels is None:
+            rows, cols = np.divmod(np.arange(self.out_shape[0] * self.out_shape[1]), self.out_shape[1])
+        else:
+            rows, cols = np.divmod(pixels, self.out_shape[1])
+        y0, y1, fy = self.y0[rows], self.y1[rows], self.fy[rows]
+        x0, x1, fx = self.x0[cols], self.x1[cols], self.fx[cols]
+        top = values[y0, x0] * (1 - fx) + values[y0, x1] * fx
+        bottom = values[y1, x0] * (1 - fx) + values[y1, x1] * fx
+        return top * (1 - fy) + bottom * fy
+
+
+    def nonnegative(self, values: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+        """Whether the upsampled (h, w) map is >= 0 at flat pixel indices.
+
+        A pixel whose four surrounding tokens agree in sign takes that sign (a convex
+        combination keeps it); only pixels near a sign change are interpolated.
+        """
+        h, w = self.grid
+        ys, xs = np.arange(h), np.arange(w)
+        y1, x1 = np.minimum(ys + 1, h - 1), np.minimum(xs + 1, w - 1)
+        quad = [values, values[:, x1], values[y1], values[y1][:, x1]]
+        low = np.minimum.reduce(quad).ravel()
+        high = np.maximum.reduce(quad).ravel()
+        q = self._quad[pixels]
+        out = low[q] >= 0
+        mixed = np.flatnonzero((low[q] < 0) & (high[q] >= 0))
+        out[mixed] = self.sample(values, pixels[mixed]) >= 0
+        return out
+
+
+def _axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    src = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
+    src = np.maximum(src, 0.0)
+    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    return i0, i1, (src - i0).astype(np.float32)
+
+
+def normalized_tokens(tokens: np.ndarray) -> np.ndarray:
+    """(h, w, c) tokens with unit L2 norm per token (float32)."""
+    tokens = tokens.astype(np.float32)
+    return tokens / np.maximum(np.linalg.norm(tokens, axis=-1, keepdims=True), 1e-12)
+
+
+def segment_embeddings(tokens_flat: np.ndarray, groups: Sequence[np.ndarray]) -> np.ndarray:
+    """(K, c): the mean normalised token of each group of token ids, not re-normalised."""
+    return np.stack([tokens_flat[g].mean(axis=0) for g in groups])
+
+
+def concept_assignment(tokens: np.ndarray, token_labels: np.ndarray,
+                       out_shape: tuple[int, int]) -> np.ndarray:
+    """Pixel labels: argmax over segments of <upsampled feature, segment embedding>."""
+    h, w, c = tokens.shape
+    flat = normalized_tokens(tokens).reshape(h * w, c)
+    k = int(token_labels.max()) + 1
+    labels = token_labels.ravel()
+    emb = segment_embeddings(flat, [np.flatnonzero(labels == i) for i in range(k)])
+    scores = torch.from_numpy((flat @ emb.T).T.reshape(1, k, h, w).copy())
+    best = torch.full(out_shape, -torch.inf)
+    out = torch.zeros(out_shape, dtype=torch.int32)
+    for start in range(0, k, 16):  # bounded memory for many segments
+        up = F.interpolate(scores[:, start:start + 16], size=out_shape, mode="bilinear",
+                           align_corners=False)[0]
+        value, index = up.max(dim=0)
+        better = value > best
+        best = torch.where(better, value, best)
+        out = torch.where(better, index.int() + start, out)
+    return out.numpy()
+
+
+def pamr(image: np.ndarray, labels: np.ndarray, iterations: int = 10,
+         dilations: Sequence[int] = (1, 2, 4, 8)) -> np.ndarray:
+    """Pixel-Adaptive Mask Refinement then a 3x3 median (Araslanov & Roth, CVPR 2020).
+
+    Each iteration replaces every pixel's label distribution by the average of its
+    neighbours' (8 per dilation), weighted by a softmax of colour similarity scaled by
+    the local colour spread; the centre is not included.
+    """
+    img = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
+    k = int(labels.max()) + 1
+    if k < 2:
+        return labels.astype(np.int32)
+    masks = F.one_hot(torch.from_numpy(labels.astype(np.int64)), k).permute(2, 0, 1)[None].float()
+    affinity = _local_affinity(img, dilations)
+    with torch.no_grad():
+        for _ in range(iterations):
+            masks = sum(a * shifted for a, shifted in zip(affinity.unbind(dim=2), _shifts(masks, dilations)))
+    refined = masks[0].argmax(dim=0).numpy().astype(np.int32)
+    return ndimage.median_filter(refined, size=3, mode="nearest")
+
+
+def _shifts(x: torch.Tensor, dilations: Sequence[int]):
+    """The 8 neighbours of every pixel at each dilation, one (B, C, H, W) view at a time."""
+    h, w = x.shape[-2:]
+    for d in dilations:
+        padded = F.pad(x, (d, d, d, d), mode="replicate")
+        for dy in (-d, 0, d):
+            for dx in (-d, 0, d):
+                if dy or dx:
+                    yield padded[..., d + dy:d + dy + h, d + dx:d + dx + w]
+
+
+def _local_affinity(img: torch.Tensor, dilations: Sequence[int]) -> torch.Tensor:
+    """Softmax over neighbours of -|x - x_n| / (0.1 std), averaged over colour channels."""
+    with torch.no_grad():
+        neigh = torch.stack(list(_shifts(img, dilations)), dim=2)
+        centre = img.unsqueeze(2)
+        stencil = torch.cat([centre.expand(-1, -1, len(dilations), -1, -1), neigh], dim=2)
+        std = stencil.std(dim=2, keepdim=True)
+        aff = -(neigh - centre).abs() / (1e-8 + 0.1 * std)
+        return torch.softmax(aff.mean(dim=1, keepdim=True), dim=2)
