@@ -29,6 +29,7 @@ class Settings:
     tau: float = 0.5
     tau_max: float = 0.8
     min_tokens: int = 0            # extra stop: never split a node with fewer tokens (0 = off)
+    reference_zero_rows: bool = False  # reproduce DiffCut's zero-row bug (parity checks only)
     timestep: int = 50
     seed: int = 42
     resize_mode: str = "keep_aspect"

@@ -15,7 +15,7 @@ def diffcut(features: Features, settings: Settings, cancel: Optional[CancelToken
     """DiffCut: recursive NCut on cosine^alpha token affinities."""
     from core.cut.ncut import diffcut_hierarchy
     return diffcut_hierarchy(features.flat(), settings.alpha, settings.tau_max,
-                             settings.min_tokens, cancel)
+                             settings.min_tokens, settings.reference_zero_rows, cancel)
 
 
 def diffseg(features: Features, settings: Settings, cancel: Optional[CancelToken] = None) -> CutNode:

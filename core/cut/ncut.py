@@ -3,7 +3,9 @@
 Follows Couairon et al., "Zero-Shot Image Segmentation via Recursive Normalized Cut on
 Diffusion Features" (NeurIPS 2024, §3.2 and Supp. A; repository PaulCouairon/DiffCut) and
 Shi & Malik, "Normalized Cuts and Image Segmentation" (TPAMI 2000). The partition at a
-given (alpha, tau) equals the reference's; two things differ, neither changing it:
+given (alpha, tau) equals the reference's, except for one reference bug we fix by default
+(tokens with an underflowed affinity dropped from sub-problems, see `ncut_hierarchy`). Two
+more things differ, neither changing the partition:
 
 - the tree is computed once down to `tau_max`, keeping every split's NCut value as the
   node's cost, so the partition at any tau <= tau_max is a pruning (split iff cost < tau);
@@ -98,14 +100,15 @@ def best_bipartition(affinity: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, f
 
 
 def ncut_hierarchy(affinity: np.ndarray, tau_max: float, min_tokens: int = 0,
-                   drop_zero_rows: bool = True, cancel: Optional[CancelToken] = None) -> CutNode:
+                   drop_zero_rows: bool = False, cancel: Optional[CancelToken] = None) -> CutNode:
     """Recursive 2-way NCut of the whole graph, split while the NCut value < tau_max.
 
     Each node's `cost` is the NCut of its best split (inf when it cannot be split); its
     children are [v > t side, the rest], the order the reference explores them.
-    With `drop_zero_rows` the reference's quirk is kept: below the root, tokens whose
-    affinity row holds an exact zero are left out of every eigenproblem and stay on the
-    "rest" side (docs/decisions/0001-ncut-parity-and-speed.md).
+    `drop_zero_rows` reproduces a reference bug, for parity checks: below the root, tokens
+    whose affinity row holds an exact zero (the matrix minimum, or an entry that underflowed
+    at ^alpha) are left out of every eigenproblem and stay on the "rest" side, which breaks
+    well-separated regions (docs/decisions/0001-ncut-parity-and-speed.md).
     `min_tokens` > 0 stops at smaller nodes (off by default: the reference has no such rule).
     """
     n = affinity.shape[0]
@@ -130,6 +133,8 @@ def ncut_hierarchy(affinity: np.ndarray, tau_max: float, min_tokens: int = 0,
 
 
 def diffcut_hierarchy(tokens: np.ndarray, alpha: float, tau_max: float, min_tokens: int = 0,
+                      reference_zero_rows: bool = False,
                       cancel: Optional[CancelToken] = None) -> CutNode:
     """DiffCut on an (n, c) token matrix: cosine affinity ^ alpha, then recursive NCut."""
-    return ncut_hierarchy(cosine_affinity(tokens, alpha), tau_max, min_tokens, cancel=cancel)
+    return ncut_hierarchy(cosine_affinity(tokens, alpha), tau_max, min_tokens,
+                          reference_zero_rows, cancel)
