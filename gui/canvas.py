@@ -32,6 +32,8 @@ class Canvas(QGraphicsView):
         self._image = QGraphicsPixmapItem()
         self._layers = {name: QGraphicsPixmapItem() for name in ("overlay", "selection", "hover")}
         self.scene().addItem(self._image)
+        # the image is rendered once per zoom level; changing an overlay does not repaint it
+        self._image.setCacheMode(QGraphicsPixmapItem.CacheMode.DeviceCoordinateCache)
         for z, item in enumerate(self._layers.values(), start=1):
             item.setZValue(z)
             self.scene().addItem(item)
@@ -56,8 +58,11 @@ class Canvas(QGraphicsView):
         for item in self._layers.values():
             item.setTransform(QTransform.fromScale(sx, sy))
 
-    def set_layer(self, name: str, image: Optional[QImage]) -> None:
-        self._layers[name].setPixmap(QPixmap.fromImage(image) if image is not None else QPixmap())
+    def set_layer(self, name: str, image: Optional[QImage], top: int = 0, left: int = 0) -> None:
+        """Show a layer; `top`/`left` place a cropped layer in atom-map pixels."""
+        item = self._layers[name]
+        item.setPixmap(QPixmap.fromImage(image) if image is not None else QPixmap())
+        item.setOffset(left, top)
 
     def set_layer_visible(self, name: str, visible: bool) -> None:
         self._layers[name].setVisible(visible)

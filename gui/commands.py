@@ -1,7 +1,7 @@
 """Undo commands: each wraps one core.tree Edit (already applied when pushed)."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 from PySide6.QtGui import QUndoCommand
 
@@ -13,7 +13,8 @@ GRANULARITY_ID = 1
 class TreeEditCommand(QUndoCommand):
     """Undo/redo one tree edit; `changed` refreshes the views afterwards."""
 
-    def __init__(self, tree: SegmentTree, edit: Edit, text: str, changed: Callable[[], None]) -> None:
+    def __init__(self, tree: SegmentTree, edit: Edit, text: str,
+                 changed: Callable[[Sequence[Edit]], None]) -> None:
         super().__init__(text)
         self.tree = tree
         self.edits = [edit]
@@ -26,12 +27,12 @@ class TreeEditCommand(QUndoCommand):
         else:
             for edit in self.edits:
                 self.tree.redo(edit)
-        self.changed()
+        self.changed(self.edits)
 
     def undo(self) -> None:
         for edit in reversed(self.edits):
             self.tree.undo(edit)
-        self.changed()
+        self.changed(self.edits)
 
 
 class GranularityCommand(TreeEditCommand):
@@ -46,3 +47,13 @@ class GranularityCommand(TreeEditCommand):
         self.edits.extend(other.edits)
         self.setText(other.text())
         return True
+
+
+def changes_structure(edits: Sequence[Edit]) -> bool:
+    """True when an edit adds, removes or re-parents nodes (the layer panel must be rebuilt)."""
+    for edit in edits:
+        for nid, before in edit.before.items():
+            after = edit.after.get(nid)
+            if before is None or after is None or before.parent != after.parent or before.children != after.children:
+                return True
+    return False

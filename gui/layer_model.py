@@ -27,6 +27,7 @@ class LayerModel(QAbstractItemModel):
         self.category_name = category_name
         self.on_visibility: Callable[[int, bool], None] = lambda nid, visible: None
         self._frontier: set[int] = set()
+        self._rows: dict[int, tuple[str, str, str, str]] = {}     # texts per node, until the next change
         self._bold = QFont()
         self._bold.setBold(True)
 
@@ -34,11 +35,21 @@ class LayerModel(QAbstractItemModel):
         self.beginResetModel()
         self.tree = tree
         self._frontier = set(tree.frontier()) if tree is not None else set()
+        self._rows.clear()
         self.endResetModel()
 
-    def refresh(self) -> None:
-        """The tree was edited: rebuild rows."""
-        self.set_tree(self.tree)
+    def refresh_values(self) -> None:
+        """Node values changed but not the structure: keep rows, re-read what they show."""
+        if self.tree is None:
+            return
+        self._frontier = set(self.tree.frontier())
+        self._rows.clear()
+        root = self.index(0, 0)
+        self.dataChanged.emit(root, root.siblingAtColumn(len(COLUMNS) - 1))
+        self.values_changed()
+
+    def values_changed(self) -> None:
+        """Hook for views: every row may show new values (set by the layer panel)."""
 
     # ------------------------------------------------------------------ structure
     def index(self, row: int, column: int, parent: Index = QModelIndex()) -> QModelIndex:
@@ -105,7 +116,10 @@ class LayerModel(QAbstractItemModel):
         node = self.tree.nodes[nid]
         column = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
-            return self._text(nid, column)
+            row = self._rows.get(nid)
+            if row is None:
+                row = self._rows[nid] = self._texts(nid)
+            return row[column]
         if role == Qt.ItemDataRole.DecorationRole and column == 0:
             return QColor(*node.color)
         if role == Qt.ItemDataRole.CheckStateRole and column == 0:
@@ -126,16 +140,18 @@ class LayerModel(QAbstractItemModel):
             return True
         return False
 
-    def _text(self, nid: int, column: int) -> str:
+    def region_name(self, nid: int) -> str:
         assert self.tree is not None
         node = self.tree.nodes[nid]
-        if column == 0:
-            label = node.name or ("image" if nid == self.tree.root else f"region {nid}")
-            return label + (" (ignored)" if node.ignored else "")
-        if column == 1:
-            own = node.category is not None
-            name = self.category_name(self.tree.effective_category(nid))
-            return name if own or not name else f"({name})"
-        if column == 2:
-            return f"{self.tree.area(nid):,}"
-        return "" if math.isinf(node.cost) else f"{node.cost:.3f}"
+        label = node.name or ("image" if nid == self.tree.root else f"region {nid}")
+        return label + (" (ignored)" if node.ignored else "")
+
+    def _texts(self, nid: int) -> tuple[str, str, str, str]:
+        """Name, category (inherited in parentheses), area, cost."""
+        assert self.tree is not None
+        node = self.tree.nodes[nid]
+        category = self.category_name(self.tree.effective_category(nid))
+        if category and node.category is None:
+            category = f"({category})"
+        cost = "" if math.isinf(node.cost) else f"{node.cost:.3f}"
+        return self.region_name(nid), category, f"{self.tree.area(nid):,}", cost

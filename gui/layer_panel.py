@@ -22,11 +22,13 @@ class LayerPanel(QTreeView):
         header = self.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column in (1, 2, 3):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        for column, width in ((1, 90), (2, 70), (3, 50)):   # fixed widths: sizing to contents reads every row
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
+            header.resizeSection(column, width)
         self._quiet = False
         self.selectionModel().selectionChanged.connect(self._changed)
         model.modelReset.connect(self._after_reset)
+        model.values_changed = self.viewport().update    # dataChanged on the root alone repaints too little
 
     def selected_ids(self) -> list[int]:
         return [self.layers.node_id(i) for i in self.selectionModel().selectedRows(0)]

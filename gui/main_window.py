@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import qtawesome as qta
@@ -21,7 +21,7 @@ from gui import overlay
 from gui.canvas import Canvas
 from gui.categories import default_categories
 from gui.category_panel import CategoryPanel
-from gui.commands import GranularityCommand, TreeEditCommand
+from gui.commands import GranularityCommand, TreeEditCommand, changes_structure
 from gui.document import DONE, EDITED, ERROR, NOT_SEGMENTED, QUEUED, WORKING, ImageDoc
 from gui.file_list import FileList
 from gui.layer_model import LayerModel
@@ -48,6 +48,7 @@ class MainWindow(QMainWindow):
         self.docs: list[ImageDoc] = []
         self.current = -1
         self.selection: list[int] = []
+        self._drawn_selection: tuple = ()
         self.hover: Optional[int] = None
         self.opacity = 0.45
         self.project: Optional[Project] = None
@@ -368,7 +369,7 @@ class MainWindow(QMainWindow):
         self.engine.setText(f"encoder: {s.encoder}{model} · device: {s.device} · method: {s.method}")
 
     # ================================================================== drawing
-    def refresh(self) -> None:
+    def refresh(self, structure_changed: bool = True) -> None:
         """Redraw overlay, selection and layer panel after the tree changed."""
         doc = self.doc
         if doc is None or doc.tree is None:
@@ -376,32 +377,50 @@ class MainWindow(QMainWindow):
         tree = doc.tree
         self.selection = [n for n in self.selection if n in tree.nodes]
         colors = {c.id: c.color for c in self.categories}
-        self.canvas.set_layer("overlay", overlay.rgba_image(overlay.frontier_rgba(tree, colors, self.opacity)))
-        self.layer_model.set_tree(tree)
-        self._draw_selection()
+        self.canvas.set_layer("overlay", overlay.argb_image(overlay.frontier_rgba(tree, colors, self.opacity)))
+        if structure_changed or self.layer_model.tree is not tree:
+            self.layer_model.set_tree(tree)
+        else:
+            self.layer_model.refresh_values()
+        if self._selection_key() != self._drawn_selection:
+            self._draw_selection()
+        else:
+            self.layers.show_selection(self.selection)
+            self._update_selection_status()
         self._draw_hover()
 
+    def _selection_key(self) -> tuple:
+        """Identifies the selected pixels: node ids, their atoms and the atom count."""
+        tree = self.doc.tree if self.doc else None
+        if tree is None:
+            return ()
+        return (id(tree), tree.n_atoms, tuple(self.selection),
+                tuple(hash(tree.nodes[n].atoms.tobytes()) for n in self.selection))
+
     def _draw_selection(self) -> None:
-        doc = self.doc
-        index = overlay.mask_index(doc.tree, self.selection) if doc and doc.tree else None
-        self.canvas.set_layer("selection", None if index is None else
-                              overlay.indexed_image(index, SELECT_FILL, SELECT_LINE))
+        self._drawn_selection = self._selection_key()
+        self._draw_mask("selection", self.selection, SELECT_FILL, SELECT_LINE)
         self.layers.show_selection(self.selection)
         self._update_selection_status()
 
     def _draw_hover(self) -> None:
-        doc = self.doc
         ids = [self.hover] if self.hover is not None and self.hover not in self.selection else []
-        index = overlay.mask_index(doc.tree, ids) if doc and doc.tree and ids else None
-        self.canvas.set_layer("hover", None if index is None else
-                              overlay.indexed_image(index, HOVER_FILL, HOVER_LINE))
+        self._draw_mask("hover", ids, HOVER_FILL, HOVER_LINE)
+
+    def _draw_mask(self, layer: str, node_ids: list[int], fill: tuple, line: tuple) -> None:
+        doc = self.doc
+        crop = overlay.mask_index(doc.tree, node_ids) if doc and doc.tree and node_ids else None
+        if crop is None:
+            self.canvas.set_layer(layer, None)
+        else:
+            self.canvas.set_layer(layer, overlay.indexed_image(crop.index, fill, line), crop.top, crop.left)
 
     def _update_selection_status(self) -> None:
         doc = self.doc
         if doc is None or doc.tree is None:
             return
         n = len(doc.tree.frontier())
-        picked = ", ".join(self.layer_model._text(nid, 0) for nid in self.selection[:3])
+        picked = ", ".join(self.layer_model.region_name(nid) for nid in self.selection[:3])
         more = "…" if len(self.selection) > 3 else ""
         self.stage.setText(f"{doc.name}: {n} segments" + (f" · selected {picked}{more}" if picked else ""))
 
@@ -411,7 +430,7 @@ class MainWindow(QMainWindow):
 
     def _opacity_moved(self, value: int) -> None:
         self.opacity = value / 100
-        self.refresh()
+        self.refresh(structure_changed=False)
 
     # ================================================================== selection
     def set_selection(self, node_ids: list[int]) -> None:
@@ -441,10 +460,7 @@ class MainWindow(QMainWindow):
 
     def _layers_selected(self, node_ids: list[int]) -> None:
         self.selection = node_ids
-        doc = self.doc
-        index = overlay.mask_index(doc.tree, node_ids) if doc and doc.tree else None
-        self.canvas.set_layer("selection", None if index is None else
-                              overlay.indexed_image(index, SELECT_FILL, SELECT_LINE))
+        self._draw_mask("selection", node_ids, SELECT_FILL, SELECT_LINE)
         self._update_selection_status()
 
     def select_parent(self) -> None:
@@ -477,11 +493,11 @@ class MainWindow(QMainWindow):
             doc.undo.push(command(doc.tree, edit, text, self._edited))
         return edit
 
-    def _edited(self) -> None:
+    def _edited(self, edits: Sequence[Edit]) -> None:
         doc = self.doc
         if doc is None or doc.tree is None:
             return
-        self.refresh()
+        self.refresh(changes_structure(edits))
         if doc.status != EDITED:
             self._set_status(doc, EDITED)
         if self.autosaver is not None and doc.project_id is not None:
