@@ -11,6 +11,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from core.encoders.devices import is_out_of_memory
 from core.encoders.empty_prompt import EmptyPrompt, EmptyPromptStore, encode_empty_prompt
 from core.encoders.model_source import ModelSource, check_safetensors
 from core.encoders.presets import family_from_unet_config
@@ -61,6 +62,9 @@ def load_model(source: ModelSource, device: torch.device, dtype: torch.dtype, fe
     except CutTreeError:
         raise
     except Exception as error:  # diffusers/transformers/torch raise many types for broken models
+        if is_out_of_memory(error):
+            raise ModelLoadError(f"not enough {device.type.upper()} memory to load model '{source.label}'; "
+                                 "close other GPU programs, or use --device cpu") from error
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         raise ModelLoadError(f"could not load model '{source.label}' from '{source.path}' ({reason}); "
                              f"check that it is a complete copy of {_SD_FAMILIES}") from error
