@@ -22,7 +22,9 @@ class LayerPanel(QTreeView):
         header = self.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column, width in ((1, 90), (2, 70), (3, 50)):   # fixed widths: sizing to contents reads every row
+        self.setIndentation(12)
+        self.setMinimumWidth(330)
+        for column, width in ((1, 80), (2, 62), (3, 44)):   # fixed widths: sizing to contents reads every row
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(column, width)
         self._quiet = False

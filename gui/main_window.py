@@ -115,6 +115,7 @@ class MainWindow(QMainWindow):
             dock.setWidget(widget)
             self.addDockWidget(area, dock)
             self._docks[name] = dock
+        self.resizeDocks([self._docks["files"], self._docks["layers"]], [240, 380], Qt.Orientation.Horizontal)
 
         self.stage = QLabel("ready")
         self.progress = QProgressBar(maximumWidth=220, textVisible=True)
@@ -317,7 +318,8 @@ class MainWindow(QMainWindow):
     def _job_progress(self, job: Job, stage: str, fraction: float) -> None:
         doc = self._doc_for(job)
         if doc is not None:
-            self.stage.setText(f"{doc.name}: {stage}")
+            ahead = "" if doc is self.doc else "segmenting ahead: "
+            self.stage.setText(f"{ahead}{doc.name}: {stage}")
             self.progress.setValue(int(100 * fraction))
 
     def _job_finished(self, job: Job, image: np.ndarray, result: Segmented) -> None:
