@@ -81,16 +81,47 @@ def test_image(seed: int):
     return (np.random.default_rng(seed).random((768, 1024, 3)) * 255).astype(np.uint8)
 
 
-def ours(folder: Path, resolution: int, device: str, dtype: str, cache_dir: str):
+class Stages:
+    """Seconds spent in the VAE and in the UNet for the latest image."""
+
+    def __init__(self, device: str) -> None:
+        self.device, self.marks = device, {}
+
+    def mark(self, name: str) -> None:
+        import torch
+
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+        self.marks[name] = time.perf_counter()
+
+    def seconds(self) -> dict:
+        m = self.marks
+        return {"vae_s": m["unet"] - m["vae"], "unet_s": m["end"] - m["unet"]}
+
+
+def ours(folder: Path, resolution: int, device: str, dtype: str, cache_dir: str, stages: Stages):
     """CutTree: pruned UNet, cached empty prompt, early stop after the feature layer."""
     from core.encoders.diffusion import DiffusionEncoder
 
     encoder = DiffusionEncoder(model=str(folder), device=device, dtype=dtype, resize_mode="square",
                                resolution=resolution, cache_dir=cache_dir, cache_size_mb=0)
-    return lambda image: encoder.encode(image).tokens
+
+    def progress(stage: str, fraction: float) -> None:
+        if stage == "encoding image":
+            stages.mark("vae")
+        elif stage == "running UNet" and "unet" not in stages.marks:
+            stages.mark("unet")
+
+    def extract(image):
+        stages.marks.clear()
+        tokens = encoder.encode(image, progress).tokens
+        stages.mark("end")
+        return tokens
+
+    return extract
 
 
-def reference(folder: Path, resolution: int, device: str, dtype: str):
+def reference(folder: Path, resolution: int, device: str, dtype: str, stages: Stages):
     """DiffCut's way: every pipeline component in memory, full UNet forward, forward hook on attn1."""
     import torch
     import torch.nn.functional as F
@@ -118,14 +149,18 @@ def reference(folder: Path, resolution: int, device: str, dtype: str):
     def extract(image):
         x = torch.from_numpy(image).permute(2, 0, 1)[None].float().to(device) / 255
         x = (F.interpolate(x, size=(resolution, resolution), mode="bilinear") * 2 - 1).to(torch_dtype)
+        stages.mark("vae")
         latents = pipe.vae.encode(x).latent_dist.mean * pipe.vae.config.scaling_factor
         noise = torch.randn(latents.shape, generator=torch.Generator(device).manual_seed(42), device=device,
                             dtype=latents.dtype)
         t = torch.tensor([50], device=device)
         latents = scheduler.add_noise(latents, noise, t)
         captured.clear()
+        stages.mark("unet")
         pipe.unet(latents, t, encoder_hidden_states=embeds, **extra)
-        return captured[0].float().cpu().numpy()
+        features = captured[0].float().cpu().numpy()
+        stages.mark("end")
+        return features
 
     return extract
 
@@ -138,18 +173,20 @@ def run_one(way: str, folder: Path, resolution: int, device: str, dtype: str, re
         if device == "cuda":
             torch.cuda.synchronize()
 
+    stages = Stages(device)
     start = time.perf_counter()
-    extract = ours(folder, resolution, device, dtype, cache_dir) if way == "ours" else \
-        reference(folder, resolution, device, dtype)
+    extract = ours(folder, resolution, device, dtype, cache_dir, stages) if way == "ours" else \
+        reference(folder, resolution, device, dtype, stages)
     extract(test_image(0))
     sync()
     first = time.perf_counter() - start
+    first_stages = stages.seconds()
     start = time.perf_counter()
     for i in range(repeat):
         extract(test_image(i + 1))
     sync()
     warm = (time.perf_counter() - start) / max(repeat, 1)
-    result = {"first_s": first, "warm_s": warm if repeat else None, "peak_rss_mb": peak_rss_mb()}
+    result = {"first_s": first, **first_stages, "warm_s": warm if repeat else None, "peak_rss_mb": peak_rss_mb()}
     if device == "cuda":
         result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
     return result
@@ -212,7 +249,8 @@ def fmt(value, spec: str = ".1f") -> str:
 
 def print_row(name, resolution, ref, new, repeat, flush=False) -> None:
     cells = [name, f"{resolution}²", fmt(ref["first_s"]), fmt(new["first_s"]),
-             f"{new['first_s'] / ref['first_s']:.2f}", fmt(ref["peak_rss_mb"], ".0f"), fmt(new["peak_rss_mb"], ".0f"),
+             f"{new['first_s'] / ref['first_s']:.2f}", f"{fmt(ref['vae_s'])} / {fmt(new['vae_s'])}",
+             f"{fmt(ref['unet_s'])} / {fmt(new['unet_s'])}", f"{new['unet_s'] / ref['unet_s']:.2f}", fmt(ref["peak_rss_mb"], ".0f"), fmt(new["peak_rss_mb"], ".0f"),
              f"{new['peak_rss_mb'] / ref['peak_rss_mb']:.2f}"]
     if repeat:
         cells += [fmt(1 / ref["warm_s"], ".2f"), fmt(1 / new["warm_s"], ".2f")]
@@ -222,12 +260,14 @@ def print_row(name, resolution, ref, new, repeat, flush=False) -> None:
 
 
 def print_table(rows, args) -> None:
-    header = ["model", "input", "ref s", "ours s", "time ratio", "ref peak RSS MB", "ours peak RSS MB", "RSS ratio"]
+    header = ["model", "input", "ref s", "ours s", "time ratio", "VAE s ref / ours", "UNet s ref / ours",
+              "UNet ratio", "ref peak RSS MB", "ours peak RSS MB", "RSS ratio"]
     if args.repeat:
         header += ["ref img/s (warm)", "ours img/s (warm)"]
     if rows and "peak_gpu_mb" in rows[0][2]:
         header += ["ref peak GPU MB", "ours peak GPU MB"]
-    print(f"\ndevice {args.device}, dtype {args.dtype}; seconds = model load + first image, "
+    print(f"\ndevice {args.device}, dtype {args.dtype}; seconds = model load + first image (VAE and UNet: "
+          f"that image's two stages; the VAE encoder is the same work in both ways), "
           f"peak RSS of the whole process (one subprocess per cell)\n")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
