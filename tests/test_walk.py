@@ -4,7 +4,8 @@ import pytest
 
 from core.cut.hierarchy import label_tokens
 from core.cut.ncut import best_bipartition, second_eigenvector
-from core.cut.walk import (partition_ncut, spatial_null, split_ratio, stationary_distribution,
+from core.cut.walk import (automatic_steps, partition_ncut, spatial_null, split_ratio,
+                           squared_distances, stationary_distribution, step_variance,
                            transition_matrix, walk_affinity, walk_hierarchy)
 from core.features import Features
 from core.settings import Settings
@@ -118,7 +119,8 @@ def test_spatial_null_keeps_the_mean_squared_step_of_the_walk():
     p /= p.sum(1, keepdims=True)
     pi = stationary_distribution(p)
     var = (pi[:, None] * p * dist2).sum() / 2
-    null = spatial_null(p, pi, grid, steps=4)
+    assert step_variance(p, pi, squared_distances(grid)) == pytest.approx(var)
+    null = spatial_null(var, squared_distances(grid), steps=4)
     assert np.allclose(null, np.exp(-dist2 / (8 * var)), atol=1e-6)
     assert np.allclose(null, null.T)
 
@@ -134,5 +136,28 @@ def test_the_null_ratio_is_scale_free_on_a_structureless_grid():
         pi = stationary_distribution(p)
         walk = walk_affinity(p, 3, pi)
         half = cols < side // 2
-        ratio = partition_ncut(walk, half) / partition_ncut(spatial_null(p, pi, grid, 3), half)
+        null = spatial_null(step_variance(p, pi, squared_distances(grid)), squared_distances(grid), 3)
+        ratio = partition_ncut(walk, half) / partition_ncut(null, half)
         assert ratio == pytest.approx(1.0, abs=0.15)
+
+
+@pytest.mark.parametrize("method", ["diffseg", "walk"])
+def test_pipeline_builds_a_valid_segment_tree_from_attention_methods(method):
+    from core.pipeline import Segmenter
+    grid = (12, 18)
+    planted = planted_blocks(grid, 2, 3)
+    tokens = np.eye(6, dtype=np.float32)[planted] + 0.1
+    feats = Features(tokens, (96, 144), "synthetic", attention=planted_attention(planted, [grid, (6, 9)]))
+    image = np.random.default_rng(0).integers(0, 255, (96, 144, 3), dtype=np.uint8)
+    settings = Settings(method=method)
+    tree = Segmenter(settings, encoder=None).cut(image, feats)
+    tree.check_invariants()
+    labels, front = tree.frontier_labels()
+    assert len(front) == 6
+    assert same_partition(labels, np.kron(planted, np.ones((8, 8), int)))
+
+
+def test_automatic_steps_spread_the_walk_over_a_tenth_of_the_image():
+    assert automatic_steps(variance=1.0, grid=(32, 40)) == 16
+    assert automatic_steps(variance=500.0, grid=(32, 48)) == 1        # attention-like jumps
+    assert automatic_steps(variance=0.01, grid=(64, 64)) == 20        # capped

@@ -13,7 +13,10 @@ measured in docs/decisions/0302-walk-ncut.md:
   probability that the stationary walk is at i and, k steps later, at j; the NCut of a
   split on W_k is the chance that a k-step walk started in one side ends in the other,
   summed over both sides. For a reversible P (any symmetric W) Pi P^k is already
-  symmetric, and k = 1 gives back the plain NCut of W.
+  symmetric, and k = 1 gives back the plain NCut of W. k is the user's
+  (`walk_steps`), or by default the number of steps after which the walk's spatial spread
+  reaches SPREAD of the long side: many steps for local affinities, one for attention
+  that already spans whole objects.
 - Automatic stopping: a split's cost is its NCut divided by the NCut of the same split
   under a null walk that keeps P's geometry but not its content (a Gaussian walk on token
   positions with P's mean squared step, for the same k steps). The ratio says how much
@@ -37,7 +40,9 @@ from core.features import Features
 from core.jobs import CancelToken, check_cancel
 from core.settings import Settings
 
-DEFAULT_STEPS = 10
+#: automatic k: walk until the per-axis spread is this fraction of the grid's long side
+SPREAD = 0.1
+MAX_STEPS = 20
 AUTO_RATIO = 0.25
 #: the granularity at which the automatic threshold sits (the default tau)
 REFERENCE_GRANULARITY = Settings.tau
@@ -85,18 +90,30 @@ def walk_affinity(p: np.ndarray, steps: int, pi: Optional[np.ndarray] = None) ->
     return (flow + flow.T) / 2
 
 
-def spatial_null(p: np.ndarray, pi: np.ndarray, grid: tuple[int, int], steps: int) -> np.ndarray:
+def squared_distances(grid: tuple[int, int]) -> np.ndarray:
+    """(N, N) float32 squared distances between token positions of the (h, w) grid."""
+    rows, cols = np.divmod(np.arange(grid[0] * grid[1]), grid[1])
+    return ((rows[:, None] - rows[None, :]) ** 2 + (cols[:, None] - cols[None, :]) ** 2).astype(np.float32)
+
+
+def step_variance(p: np.ndarray, pi: np.ndarray, dist2: np.ndarray) -> float:
+    """Per-axis variance of one step of the stationary walk, in tokens^2."""
+    return max(float((pi[:, None] * p * dist2).sum()) / 2, 1e-6)
+
+
+def automatic_steps(variance: float, grid: tuple[int, int]) -> int:
+    """Steps for the walk to spread over SPREAD of the long side (per-axis std), 1..MAX_STEPS."""
+    target = (SPREAD * max(grid)) ** 2
+    return int(np.clip(round(target / variance), 1, MAX_STEPS))
+
+
+def spatial_null(variance: float, dist2: np.ndarray, steps: int) -> np.ndarray:
     """The walk's geometry without its content: a Gaussian walk on token positions.
 
-    Its step variance is P's mean squared jump under pi (per axis), so after `steps` steps
-    its transition kernel is exp(-|x_i - x_j|^2 / (2 steps var)); returned as a float32
-    symmetric affinity on the (h, w) grid.
+    Its per-axis step variance is P's (`step_variance`), so after `steps` steps its kernel
+    is exp(-|x_i - x_j|^2 / (2 steps var)); returned as a float32 symmetric affinity.
     """
-    h, w = grid
-    rows, cols = np.divmod(np.arange(h * w), w)
-    dist2 = ((rows[:, None] - rows[None, :]) ** 2 + (cols[:, None] - cols[None, :]) ** 2).astype(np.float32)
-    var = max(float((pi[:, None] * p * dist2).sum()) / 2, 1e-6)
-    return np.exp(dist2 / np.float32(-2 * steps * var))
+    return np.exp(dist2 / np.float32(-2 * steps * variance))
 
 
 def partition_ncut(w: np.ndarray, side: np.ndarray) -> float:
@@ -143,7 +160,9 @@ def walk_hierarchy(features: Features, settings: Settings,
     """Random-walk NCut of the features' attention (or affinity), with automatic stopping."""
     p, pi = transition_matrix(features, settings.alpha)
     check_cancel(cancel)
-    steps = int(getattr(settings, "walk_steps", DEFAULT_STEPS))
+    dist2 = squared_distances(features.grid)
+    variance = step_variance(p, pi, dist2)
+    steps = int(getattr(settings, "walk_steps", 0)) or automatic_steps(variance, features.grid)
     w = walk_affinity(p, steps, pi)
-    null = spatial_null(p, pi, features.grid, steps)
+    null = spatial_null(variance, dist2, steps)
     return walk_tree(w, null, settings.tau_max, settings.min_tokens, cancel)
