@@ -187,7 +187,9 @@ def merge_tree(proposals: np.ndarray, labels: np.ndarray) -> CutNode:
     nodes: list[CutNode] = [CutNode(np.flatnonzero(labels == k)) for k in owners]
     members = [[int(k)] for k in owners]
     maps = proposals[owners].copy()
-    dist = kl_matrix(maps, maps)
+    logs = np.log(np.maximum(maps, _TINY))
+    selfs = (maps * logs).sum(axis=1)
+    dist = 0.5 * (selfs[:, None] + selfs[None, :] - maps @ logs.T - logs @ maps.T)
     np.fill_diagonal(dist, np.inf)
     alive = np.ones(len(nodes), dtype=bool)
     height = 0.0
@@ -198,11 +200,12 @@ def merge_tree(proposals: np.ndarray, labels: np.ndarray) -> CutNode:
                            cost=merge_cost(height), children=[nodes[i], nodes[j]])
         members[i] += members[j]
         maps[i] = proposals[members[i]].mean(axis=0)
+        logs[i] = np.log(np.maximum(maps[i], _TINY))
+        selfs[i] = maps[i] @ logs[i]
         alive[j] = False
+        row = 0.5 * (selfs[i] + selfs - logs @ maps[i] - maps @ logs[i])
+        row[~alive | (np.arange(len(row)) == i)] = np.inf
         dist[j, :] = dist[:, j] = np.inf
-        row = kl_matrix(maps[i:i + 1], maps)[0]
-        row[~alive] = np.inf
-        row[i] = np.inf
         dist[i, :] = dist[:, i] = row
     return nodes[int(np.flatnonzero(alive)[0])]
 
