@@ -58,8 +58,8 @@ def main() -> None:
         "affinity only (baseline)": lambda f: cosine_affinity(f.flat(), settings.alpha),
         "diffcut": lambda f: diffcut_hierarchy(f.flat(), settings.alpha, settings.tau_max),
         "diffseg": lambda f: diffseg_hierarchy(f, settings.replace(method="diffseg")),
-        "walk (attention, k=3)": lambda f: walk_hierarchy(f, settings.replace(method="walk")),
-        "walk (features, k=3)": lambda f: walk_hierarchy(Features(f.tokens, f.image_size, "classic"),
+        "walk (attention, auto k)": lambda f: walk_hierarchy(f, settings.replace(method="walk")),
+        "walk (features, auto k)": lambda f: walk_hierarchy(Features(f.tokens, f.image_size, "classic"),
                                                          settings.replace(method="walk")),
     }
     print(f"{'method':<28}" + "".join(f"{f'{s}x{s} s/img':>16}{'segments':>10}" for s in args.sides))
