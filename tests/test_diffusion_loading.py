@@ -185,3 +185,10 @@ def test_device_and_dtype_choice():
         with pytest.raises(SettingsError, match="no CUDA GPU"):
             choose_device("cuda")
         assert choose_device("auto").type in ("cpu", "mps")
+
+
+def test_vae_runs_in_float32_unless_its_config_allows_float16():
+    assert model_loading.vae_dtype({}, torch.float16) == torch.float32
+    assert model_loading.vae_dtype({"force_upcast": True}, torch.float16) == torch.float32
+    assert model_loading.vae_dtype({"force_upcast": False}, torch.float16) == torch.float16
+    assert model_loading.vae_dtype({}, torch.bfloat16) == torch.bfloat16

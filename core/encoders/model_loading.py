@@ -46,8 +46,8 @@ class LoadedModel:
 
 
 def vae_dtype(vae_config: dict, dtype: torch.dtype) -> torch.dtype:
-    """float16 VAEs that declare `force_upcast` (SDXL's overflows) run in float32 instead."""
-    return torch.float32 if dtype == torch.float16 and vae_config.get("force_upcast", False) else dtype
+    """float16 VAEs run in float32 unless their config says `force_upcast: false` (diffusers' default)."""
+    return torch.float32 if dtype == torch.float16 and vae_config.get("force_upcast", True) else dtype
 
 
 def load_model(source: ModelSource, device: torch.device, dtype: torch.dtype, features_only: bool,
