@@ -10,6 +10,7 @@ ENCODERS = ("classic", "diffusion")
 METHODS = ("diffcut", "diffseg", "walk")
 RESIZE_MODES = ("keep_aspect", "square")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("auto", "float32", "float16", "bfloat16")
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Settings:
     seed: int = 42
     resize_mode: str = "keep_aspect"
     classic_tokens: int = 64       # classic encoder: tokens on the long side
+    walk_steps: int = 0            # walk method: random-walk steps k (0 = automatic)
     pamr: bool = False
     pamr_iterations: int = 10
     pamr_dilations: tuple[int, ...] = (1, 2, 4, 8)
@@ -50,7 +52,7 @@ class Settings:
         """Raise SettingsError naming the first invalid value."""
         choices = {"encoder": ENCODERS, "method": METHODS,
                    "resize_mode": RESIZE_MODES, "device": DEVICES,
-                   "dtype": ("auto", "float32", "float16", "bfloat16")}
+                   "dtype": DTYPES}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise SettingsError(f"setting {name}={getattr(self, name)!r} is not one of {', '.join(allowed)}")
@@ -62,6 +64,8 @@ class Settings:
             raise SettingsError(f"setting timestep={self.timestep} must lie in [0, 999]")
         if self.classic_tokens < 4:
             raise SettingsError(f"setting classic_tokens={self.classic_tokens} must be at least 4")
+        if not 0 <= self.walk_steps <= 100:
+            raise SettingsError(f"setting walk_steps={self.walk_steps} must lie in [0, 100] (0 = automatic)")
         if self.max_mask_side < 16:
             raise SettingsError(f"setting max_mask_side={self.max_mask_side} must be at least 16")
 

@@ -162,7 +162,7 @@ def walk_hierarchy(features: Features, settings: Settings,
     check_cancel(cancel)
     dist2 = squared_distances(features.grid)
     variance = step_variance(p, pi, dist2)
-    steps = int(getattr(settings, "walk_steps", 0)) or automatic_steps(variance, features.grid)
+    steps = settings.walk_steps or automatic_steps(variance, features.grid)
     w = walk_affinity(p, steps, pi)
     null = spatial_null(variance, dist2, steps)
     return walk_tree(w, null, settings.tau_max, settings.min_tokens, cancel)
