@@ -17,7 +17,12 @@ from typing import Callable, Iterable, Optional
 
 import numpy as np
 
+from scipy.ndimage import distance_transform_edt
+
 from core.errors import CutTreeError
+
+#: pixels to paint or erase: a boolean mask of the tree's shape, or flat indices into it.
+Pixels = np.ndarray
 
 #: cutter(mask) -> labels (0..k-1, k >= 2) for the True pixels of `mask` in row-major
 #: order, or None when the region cannot be cut further.
@@ -94,6 +99,7 @@ class SegmentTree:
         self._rec: Optional[Edit] = None
         self._frontier: Optional[list[int]] = None
         self.version = 0
+        self.atom_version = 0      # changes whenever the atom map does (for caches of atom geometry)
 
     # ----------------------------------------------------------------- building
     @classmethod
@@ -297,8 +303,13 @@ class SegmentTree:
         if edit.pixels is not None and atom_values is not None:
             self.atom_map.ravel()[edit.pixels] = atom_values
             self.n_atoms = n_atoms
-            self._atom_area = np.bincount(self.atom_map.ravel(), minlength=self.n_atoms)
+            self._atoms_changed()
         self._changed()
+
+    def _atoms_changed(self) -> None:
+        """The atom map was written: recount atom areas, invalidate atom geometry caches."""
+        self._atom_area = np.bincount(self.atom_map.ravel(), minlength=self.n_atoms)
+        self.atom_version += 1
 
     # ----------------------------------------------------------------- edits
     def set_granularity(self, granularity: float, node_id: Optional[int] = None) -> Optional[Edit]:
@@ -346,7 +357,7 @@ class SegmentTree:
         self.atom_map.ravel()[pixels] = new_atoms
         k = int(labels.max()) + 1
         self.n_atoms += k
-        self._atom_area = np.bincount(self.atom_map.ravel(), minlength=self.n_atoms)
+        self._atoms_changed()
         created = np.arange(self.n_atoms - k, self.n_atoms)
         old = self.nodes[node_id].atoms
         for nid in [node_id] + self.ancestors(node_id):
@@ -452,7 +463,122 @@ class SegmentTree:
         child.parent = parent.id
         if child.category is None:
             child.category = node.category
+        child.expanded = child.expanded and node.expanded    # what was shown stays shown
         self._delete(node_id)
+
+    def paint(self, pixels: Pixels, node_id: int) -> Optional[Edit]:
+        """Move pixels into a region (brush fixes the cut cannot make); None when none move.
+
+        The moved pixels become one new atom of the region's largest leaf, so the nesting
+        holds without touching any other region's sub-tree; pixels already inside are ignored.
+        """
+        self._require(node_id)
+        flat = self._pixel_indices(pixels)
+        flat = flat[~self._holds(node_id, flat)]
+        if not flat.size:
+            return None
+        self._begin("paint")
+        self._reassign([(flat, node_id)])
+        return self._end()
+
+    def erase(self, pixels: Pixels, node_id: int) -> Optional[Edit]:
+        """Give the pixels of a region to the nearest region outside it (eraser).
+
+        Each erased pixel goes to the frontier region of the nearest pixel outside `node_id`
+        (one new atom per receiving region). A region erased entirely disappears.
+        """
+        self._require(node_id)
+        flat = self._pixel_indices(pixels)
+        flat = flat[self._holds(node_id, flat)]
+        if not flat.size:
+            return None
+        nearest = _nearest_outside(self.mask(node_id), flat)
+        if nearest is None:
+            raise TreeEditError("there is no other region to give these pixels to")
+        front = self.frontier()
+        owner = np.asarray(front)[self.atom_lut(front)[self.atom_map.ravel()[nearest]]]
+        self._begin("erase")
+        self._reassign([(flat[owner == nid], int(nid)) for nid in np.unique(owner)])
+        return self._end()
+
+    def _require(self, node_id: int) -> None:
+        if node_id not in self.nodes:
+            raise TreeEditError(f"region {node_id} does not exist")
+
+    def _pixel_indices(self, pixels: Pixels) -> np.ndarray:
+        """Flat, unique pixel indices from a mask of the tree's shape or from flat indices."""
+        pixels = np.asarray(pixels)
+        if pixels.dtype == bool:
+            if pixels.shape != self.shape:
+                raise ValueError(f"mask shape {pixels.shape} is not the tree's {self.shape}")
+            return np.flatnonzero(pixels)
+        flat = np.unique(pixels.ravel().astype(np.int64))
+        if flat.size and (flat[0] < 0 or flat[-1] >= self.atom_map.size):
+            raise ValueError("pixel indices outside the image")
+        return flat
+
+    def _holds(self, node_id: int, flat: np.ndarray) -> np.ndarray:
+        """Per pixel: does the node own it?"""
+        return np.isin(self.atom_map.ravel()[flat], self.nodes[node_id].atoms)
+
+    def _reassign(self, groups: list[tuple[np.ndarray, int]]) -> None:
+        """Give each (pixels, node) group to its node as one new atom; tidy what was emptied.
+
+        The new atom joins the node's largest leaf and that leaf's ancestors; atoms left with
+        no pixel leave every node, and nodes left with no atom are dropped (their parents
+        spliced as merge does). The pixel change is recorded in the edit, as a leaf cut's is.
+        """
+        assert self._rec is not None
+        leaves = [self._largest_leaf(nid) for _, nid in groups]
+        pixels = np.concatenate([p for p, _ in groups])
+        first = self.n_atoms
+        flat_map = self.atom_map.ravel()
+        self._rec.pixels = pixels
+        self._rec.atoms_before = flat_map[pixels].copy()
+        self._rec.atoms_after = np.repeat(np.arange(first, first + len(groups), dtype=np.int32),
+                                          [len(p) for p, _ in groups])
+        flat_map[pixels] = self._rec.atoms_after
+        self.n_atoms += len(groups)
+        self._atoms_changed()
+        for atom, leaf in enumerate(leaves, start=first):
+            for nid in [leaf] + self.ancestors(leaf):
+                node = self._touch(nid)
+                node.atoms = _frozen(np.append(node.atoms, atom))
+        touched = np.unique(self._rec.atoms_before)
+        self._forget_atoms(touched[self._atom_area[touched] == 0])
+
+    def _largest_leaf(self, node_id: int) -> int:
+        """The node itself when it is a leaf, else its largest child's largest leaf."""
+        node = self.nodes[node_id]
+        while node.children:
+            node = self.nodes[max(node.children, key=self.area)]
+        return node.id
+
+    def _forget_atoms(self, atoms: np.ndarray) -> None:
+        """Remove pixel-less atoms from every node; drop nodes left without atoms."""
+        emptied_leaves = []
+        for atom in atoms:
+            path = self._path_to_atom(int(atom))
+            for nid in path:
+                node = self._touch(nid)
+                node.atoms = _frozen(node.atoms[node.atoms != atom])
+            if not self.nodes[path[-1]].atoms.size:
+                emptied_leaves.append(path[-1])
+        for leaf in emptied_leaves:
+            if leaf in self.nodes:
+                self._drop_if_empty(leaf)
+        if emptied_leaves:
+            self._recompute_atoms_and_tidy()
+
+    def _path_to_atom(self, atom: int) -> list[int]:
+        """The nodes that hold an atom, from the root down to its leaf."""
+        path = [self.root]
+        while True:
+            children = self.nodes[path[-1]].children
+            holder = next((c for c in children if _contains(self.nodes[c].atoms, atom)), None)
+            if holder is None:
+                return path
+            path.append(holder)
 
     def label(self, node_ids: Iterable[int], category: Optional[int]) -> Optional[Edit]:
         """Give regions a category (None = unlabelled); their sub-regions follow."""
@@ -492,6 +618,34 @@ def _same(a: Optional[Node], b: Optional[Node]) -> bool:
             and a.cost == b.cost and a.expanded == b.expanded and a.category == b.category
             and a.name == b.name and a.color == b.color and a.visible == b.visible
             and a.ignored == b.ignored)
+
+
+def _contains(sorted_atoms: np.ndarray, atom: int) -> bool:
+    i = int(np.searchsorted(sorted_atoms, atom))
+    return i < len(sorted_atoms) and sorted_atoms[i] == atom
+
+
+def _nearest_outside(inside: np.ndarray, flat: np.ndarray, margin: int = 16) -> Optional[np.ndarray]:
+    """For each pixel (flat index), the flat index of the nearest pixel where `inside` is False.
+
+    Computed on a crop around the pixels, grown until it holds an outside pixel (the nearest
+    pixel within the crop is the nearest overall whenever it is closer than the crop margin,
+    which is what a brush stroke needs); None when every pixel of the image is inside.
+    """
+    h, w = inside.shape
+    rows, cols = np.divmod(flat, w)
+    while True:
+        top, left = max(int(rows.min()) - margin, 0), max(int(cols.min()) - margin, 0)
+        bottom, right = min(int(rows.max()) + margin + 1, h), min(int(cols.max()) + margin + 1, w)
+        crop = inside[top:bottom, left:right]
+        if not crop.all():
+            break
+        if (top, left, bottom, right) == (0, 0, h, w):
+            return None
+        margin *= 2
+    _, (near_r, near_c) = distance_transform_edt(crop, return_indices=True)
+    r, c = rows - top, cols - left
+    return (near_r[r, c] + top) * w + near_c[r, c] + left
 
 
 class History:

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from core.tree import History, SegmentTree, TreeEditError
+from core.tree_file import decode_tree_file, tree_file_bytes
 
 
 def random_tree(rng: np.random.Generator, n_atoms: int = 12, shape=(24, 32)) -> SegmentTree:
@@ -36,10 +37,21 @@ def cutter_halves(mask):
     return None if n < 2 else (np.arange(n) >= n // 2).astype(int)
 
 
+def random_disk(shape, rng: np.random.Generator) -> np.ndarray:
+    """A brush dab: a disk of random centre and radius (may cross the image border)."""
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    r, c, radius = rng.integers(0, shape[0]), rng.integers(0, shape[1]), rng.integers(1, 8)
+    return (yy - r) ** 2 + (xx - c) ** 2 <= radius ** 2
+
+
 def apply_random_op(tree: SegmentTree, rng: np.random.Generator):
     front = tree.frontier()
-    op = rng.integers(0, 6)
+    op = rng.integers(0, 8)
     try:
+        if op == 6:
+            return tree.paint(random_disk(tree.shape, rng), int(rng.choice(front)))
+        if op == 7:
+            return tree.erase(random_disk(tree.shape, rng), int(rng.choice(front)))
         if op == 0:
             return tree.set_granularity(float(rng.uniform(0, 1)))
         if op == 1:
@@ -123,3 +135,89 @@ def test_split_of_a_leaf_uses_the_cutter_and_undo_restores_pixels():
     assert np.array_equal(tree.atom_map, before) and tree.frontier() == [tree.root]
     with pytest.raises(TreeEditError):
         tree.split(tree.root, lambda m: None)
+
+
+def nested_2x2():
+    """Four 4x4 quadrant atoms under two groups (top, bottom), all shown."""
+    atom_map = np.kron(np.arange(4).reshape(2, 2), np.ones((4, 4), dtype=int))
+    tree = SegmentTree.from_nested(atom_map, ([], 0.1, [([], 0.2, [([0], math.inf, []), ([1], math.inf, [])]),
+                                                        ([], 0.3, [([2], math.inf, []), ([3], math.inf, [])])]))
+    tree.set_granularity(1.0)
+    return tree
+
+
+def test_paint_moves_pixels_into_the_region_and_undo_restores():
+    tree = nested_2x2()
+    a, b, c, d = tree.frontier()
+    start = snapshot(tree)
+    stroke = np.zeros(tree.shape, dtype=bool)
+    stroke[2:6, 2:6] = True                     # a 4x4 square over all four quadrants
+    edit = tree.paint(stroke, a)
+    tree.check_invariants()
+    assert tree.mask(a)[stroke].all()
+    assert tree.area(a) == 16 + 12 and tree.area(b) == tree.area(c) == 12 and tree.area(d) == 12
+    assert edit.pixels is not None and len(edit.pixels) == 12     # pixels already in `a` are not moved
+    assert tree.paint(stroke, a) is None                          # nothing left to move
+    tree.undo(edit)
+    assert snapshot(tree)[0] == start[0] and np.array_equal(snapshot(tree)[1], start[1])
+    tree.redo(edit)
+    tree.check_invariants()
+    assert tree.mask(a)[stroke].all()
+
+
+def test_paint_into_a_group_joins_its_largest_leaf_and_an_emptied_region_disappears():
+    tree = nested_2x2()
+    a, b, c, d = tree.frontier()
+    top = tree.nodes[a].parent
+    tree.merge([a, b])                                            # the top group is shown as one region
+    bigger = np.zeros(tree.shape, dtype=bool)
+    bigger[:2, 4:] = True
+    tree.paint(bigger, a)                                         # make `a` the larger leaf of the group
+    edit = tree.paint(tree.mask(c), top)                          # all of region c into the group
+    tree.check_invariants()
+    assert c not in tree.nodes                                    # emptied: dropped, its parent spliced
+    assert tree.nodes[d].parent == tree.root and tree.frontier() == [top, d]
+    assert tree.area(top) == 48 and tree.mask(a).sum() == 16 + 8 + 16
+    tree.undo(edit)
+    tree.check_invariants()
+    assert c in tree.nodes and tree.area(c) == 16
+
+
+def test_erase_gives_pixels_to_the_nearest_other_region():
+    tree = nested_2x2()
+    a, b, c, d = tree.frontier()
+    stroke = np.zeros(tree.shape, dtype=bool)
+    stroke[0:2, 2:4] = True                                       # a corner of `a`, nearer `b` than `c`
+    stroke[6, 1] = True                                           # a pixel of `c`: not in `a`, untouched
+    edit = tree.erase(stroke, a)
+    tree.check_invariants()
+    assert tree.area(a) == 12 and tree.area(b) == 20 and tree.area(c) == 16
+    assert tree.mask(b)[0:2, 2:4].all()
+    edit2 = tree.erase(np.ones(tree.shape, dtype=bool), a)      # the whole region: it vanishes
+    tree.check_invariants()
+    assert a not in tree.frontier() and a not in tree.nodes
+    tree.undo(edit2)
+    tree.undo(edit)
+    tree.check_invariants()
+    assert all(tree.area(n) == 16 for n in (a, b, c, d))
+    with pytest.raises(TreeEditError):
+        SegmentTree.flat(np.zeros((3, 3), dtype=int)).erase(np.ones((3, 3), bool), 0)
+
+
+def test_tree_file_round_trips_after_paint_and_erase():
+    rng = np.random.default_rng(3)
+    tree = random_tree(rng)
+    tree.set_granularity(0.5)
+    history = History(tree)
+    front = tree.frontier()
+    history.push(tree.paint(random_disk(tree.shape, rng) | random_disk(tree.shape, rng), front[0]))
+    history.push(tree.erase(tree.mask(front[-1]), front[-1]))
+    saved = decode_tree_file(tree_file_bytes(tree, history), "test")
+    again = saved.tree
+    assert snapshot(again)[0] == snapshot(tree)[0] and np.array_equal(again.atom_map, tree.atom_map)
+    again.check_invariants()
+    while saved.history.undo():
+        again.check_invariants()
+    while history.undo():
+        pass
+    assert snapshot(again)[0] == snapshot(tree)[0] and np.array_equal(again.atom_map, tree.atom_map)
