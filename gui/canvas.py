@@ -1,18 +1,25 @@
 """The image canvas: image, frontier overlay, selection and hover layers in a QGraphicsView.
 
 Scene coordinates are image pixels. Ctrl+wheel zooms around the cursor, the middle button
-or Space+drag pans, a click emits `clicked(row, col, modifiers)` in atom-map coordinates.
+or Space+drag pans. With the select tool a click emits `clicked(row, col, modifiers)` in
+atom-map coordinates; with the brush or eraser a left-drag is drawn as a preview under a
+circle cursor and emits `stroked(points, radius)` once, on release (atom-map coordinates).
 """
 from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
 from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtGui import QImage, QKeyEvent, QMouseEvent, QPainter, QPixmap, QTransform, QWheelEvent
-from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsScene, QGraphicsView
+from PySide6.QtGui import (QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPainterPath, QPen, QPixmap,
+                           QTransform, QWheelEvent)
+from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsPathItem, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView
 
 ZOOM_STEP = 1.25
 MIN_ZOOM, MAX_ZOOM = 0.02, 64.0
+SELECT, BRUSH, ERASER = "select", "brush", "eraser"
+MIN_BRUSH, MAX_BRUSH = 1.0, 256.0          # brush radius in image pixels
+STROKE_COLORS = {BRUSH: QColor(255, 220, 0, 110), ERASER: QColor(255, 60, 60, 110)}
 
 
 class Canvas(QGraphicsView):
@@ -20,6 +27,7 @@ class Canvas(QGraphicsView):
 
     clicked = Signal(int, int, object)     # row, col, Qt.KeyboardModifiers
     hovered = Signal(int, int)             # row, col (-1, -1 when outside)
+    stroked = Signal(object, float)        # (n, 2) float (row, col) points, radius; atom-map units
 
     def __init__(self) -> None:
         super().__init__()
@@ -41,6 +49,17 @@ class Canvas(QGraphicsView):
         self._atom_shape = (0, 0)
         self._pan_from: Optional[QPointF] = None
         self._space = False
+        self.tool = SELECT
+        self.brush_radius = 8.0
+        self._stroke: Optional[list[QPointF]] = None      # scene points of the stroke being drawn
+        self._preview = QGraphicsPathItem()
+        self._preview.setZValue(len(self._layers) + 1)
+        self._cursor = QGraphicsEllipseItem()
+        self._cursor.setZValue(len(self._layers) + 2)
+        self._cursor.setPen(QPen(Qt.GlobalColor.white, 0))   # cosmetic: one device pixel at any zoom
+        self._cursor.hide()
+        self.scene().addItem(self._preview)
+        self.scene().addItem(self._cursor)
 
     # ------------------------------------------------------------------ content
     def set_image(self, image: QImage) -> None:
@@ -69,6 +88,54 @@ class Canvas(QGraphicsView):
 
     def layer_visible(self, name: str) -> bool:
         return self._layers[name].isVisible()
+
+    # ------------------------------------------------------------------ tools
+    def set_tool(self, tool: str) -> None:
+        """SELECT, BRUSH or ERASER; a stroke in progress is dropped."""
+        self.tool = tool
+        self._end_stroke()
+        painting = tool != SELECT
+        self._cursor.setVisible(painting and self.underMouse())
+        self.viewport().setCursor(Qt.CursorShape.CrossCursor if painting else Qt.CursorShape.ArrowCursor)
+
+    def set_brush_radius(self, radius: float) -> None:
+        self.brush_radius = min(max(radius, MIN_BRUSH), MAX_BRUSH)
+        self._place_cursor(self._cursor.rect().center())
+
+    def _place_cursor(self, scene_pos: QPointF) -> None:
+        r = self.brush_radius
+        self._cursor.setRect(scene_pos.x() - r, scene_pos.y() - r, 2 * r, 2 * r)
+
+    def _begin_stroke(self, scene_pos: QPointF) -> None:
+        self._stroke = [scene_pos]
+        pen = QPen(STROKE_COLORS[self.tool], 2 * self.brush_radius, Qt.PenStyle.SolidLine,
+                   Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin)
+        self._preview.setPen(pen)
+        self._extend_stroke(scene_pos)
+
+    def _extend_stroke(self, scene_pos: QPointF) -> None:
+        assert self._stroke is not None
+        if scene_pos != self._stroke[-1]:
+            self._stroke.append(scene_pos)
+        path = QPainterPath(self._stroke[0])
+        for point in self._stroke[1:]:
+            path.lineTo(point)
+        if len(self._stroke) == 1:          # a click: a dab (a zero-length line draws nothing)
+            path.lineTo(self._stroke[0] + QPointF(0.01, 0))
+        self._preview.setPath(path)
+
+    def _finish_stroke(self) -> None:
+        """Emit the stroke in atom-map coordinates and clear the preview."""
+        points = self._stroke or []
+        self._end_stroke()
+        if points:
+            sy, sx = self._atom_scale
+            rows_cols = np.array([(p.y() * sy, p.x() * sx) for p in points], dtype=np.float64)
+            self.stroked.emit(rows_cols, self.brush_radius * sx)
+
+    def _end_stroke(self) -> None:
+        self._stroke = None
+        self._preview.setPath(QPainterPath())
 
     # ------------------------------------------------------------------ view
     def fit(self) -> None:
@@ -108,6 +175,8 @@ class Canvas(QGraphicsView):
                 self._space and event.button() == Qt.MouseButton.LeftButton):
             self._pan_from = event.position()
             self.setCursor(Qt.CursorShape.ClosedHandCursor)
+        elif event.button() == Qt.MouseButton.LeftButton and self.tool != SELECT:
+            self._begin_stroke(self.mapToScene(event.position().toPoint()))
         elif event.button() == Qt.MouseButton.LeftButton:
             row, col = self.atom_at(event.position())
             if row >= 0:
@@ -122,6 +191,12 @@ class Canvas(QGraphicsView):
             self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() - int(delta.x()))
             self.verticalScrollBar().setValue(self.verticalScrollBar().value() - int(delta.y()))
             return
+        if self.tool != SELECT:
+            scene_pos = self.mapToScene(event.position().toPoint())
+            self._place_cursor(scene_pos)
+            self._cursor.show()
+            if self._stroke is not None:
+                self._extend_stroke(scene_pos)
         self.hovered.emit(*self.atom_at(event.position()))
         super().mouseMoveEvent(event)
 
@@ -130,9 +205,13 @@ class Canvas(QGraphicsView):
             self._pan_from = None
             self.unsetCursor()
             return
+        if self._stroke is not None and event.button() == Qt.MouseButton.LeftButton:
+            self._finish_stroke()
+            return
         super().mouseReleaseEvent(event)
 
     def leaveEvent(self, event) -> None:  # noqa: ANN001 - QEvent
+        self._cursor.hide()
         self.hovered.emit(-1, -1)
         super().leaveEvent(event)
 

@@ -7,18 +7,19 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import qtawesome as qta
 from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QUndoGroup
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QUndoGroup
 from PySide6.QtWidgets import (QCheckBox, QDockWidget, QFileDialog, QHBoxLayout, QInputDialog, QLabel,
                                QMainWindow, QMessageBox, QProgressBar, QPushButton, QSlider, QToolBar,
                                QUndoView, QVBoxLayout, QWidget)
 
+from core.brush import stroke_mask
 from core.errors import CutTreeError
 from core.image_io import list_images, load_image
 from core.project import Autosaver, Category, Project
 from core.settings import Settings
 from core.tree import Edit, TreeEditError
 from gui import overlay
-from gui.canvas import Canvas
+from gui.canvas import BRUSH, ERASER, SELECT, Canvas
 from gui.categories import default_categories
 from gui.category_panel import CategoryPanel
 from gui.commands import GranularityCommand, TreeEditCommand, changes_structure
@@ -34,6 +35,7 @@ SLIDER_STEPS = 1000
 PREFETCH = 2
 SELECT_FILL, SELECT_LINE = (255, 255, 255, 70), (255, 220, 0, 255)
 HOVER_FILL, HOVER_LINE = (255, 255, 255, 40), (255, 255, 255, 160)
+BRUSH_STEP = 1.25                 # [ and ] scale the brush radius by this factor
 
 
 class MainWindow(QMainWindow):
@@ -67,6 +69,7 @@ class MainWindow(QMainWindow):
         self.canvas = Canvas()
         self.canvas.clicked.connect(self._canvas_clicked)
         self.canvas.hovered.connect(self._canvas_hovered)
+        self.canvas.stroked.connect(self._canvas_stroked)
         self.granularity = QSlider(Qt.Orientation.Horizontal, objectName="granularity")
         self.granularity.setRange(0, SLIDER_STEPS)
         self.granularity.setToolTip("Granularity τ: more segments to the right")
@@ -147,7 +150,9 @@ class MainWindow(QMainWindow):
             "actual_size": self.canvas.actual_size, "zoom_in": lambda: self.canvas.zoom(1.25),
             "zoom_out": lambda: self.canvas.zoom(0.8), "finer": lambda: self.step_granularity(1),
             "coarser": lambda: self.step_granularity(-1), "dark_theme": self._toggle_theme,
-            "help": self._help_dialog,
+            "help": self._help_dialog, "select_tool": self._escape, "brush": lambda: self.set_tool(BRUSH),
+            "eraser": lambda: self.set_tool(ERASER), "brush_smaller": lambda: self.scale_brush(1 / BRUSH_STEP),
+            "brush_larger": lambda: self.scale_brush(BRUSH_STEP),
         }
         icons = {"open_images": "mdi6.image-multiple-outline", "open_folder": "mdi6.folder-image",
                  "open_project": "mdi6.folder-open-outline", "new_project": "mdi6.folder-plus-outline",
@@ -157,7 +162,8 @@ class MainWindow(QMainWindow):
                  "ignore": "mdi6.eye-off-outline", "settings": "mdi6.cog-outline",
                  "prev_image": "mdi6.chevron-left", "next_image": "mdi6.chevron-right",
                  "fit": "mdi6.fit-to-screen-outline", "help": "mdi6.help-circle-outline",
-                 "resegment": "mdi6.refresh", "toggle_overlay": "mdi6.layers-outline"}
+                 "resegment": "mdi6.refresh", "toggle_overlay": "mdi6.layers-outline",
+                 "select_tool": "mdi6.cursor-default-outline", "brush": "mdi6.brush", "eraser": "mdi6.eraser"}
         self.actions_by_name: dict[str, QAction] = {}
         for name, (text, keys, tip) in SHORTCUTS.items():
             action = QAction(text, self)
@@ -170,6 +176,11 @@ class MainWindow(QMainWindow):
             self.addAction(action)
             self.actions_by_name[name] = action
         self.actions_by_name["dark_theme"].setCheckable(True)
+        self._tools = QActionGroup(self)
+        for name in ("select_tool", "brush", "eraser"):
+            self.actions_by_name[name].setCheckable(True)
+            self._tools.addAction(self.actions_by_name[name])
+        self.actions_by_name["select_tool"].setChecked(True)
         for digit in range(1, 10):
             action = QAction(f"Label {digit}", self, shortcut=QKeySequence(str(digit)))
             action.triggered.connect(lambda _=False, d=digit: self.label_by_key(d))
@@ -181,7 +192,8 @@ class MainWindow(QMainWindow):
         menus = {"&File": ["open_images", "open_folder", None, "new_project", "open_project", "save",
                            "export", None, "settings", None, "quit"],
                  "&Edit": ["undo", "redo", None, "merge", "split", "parent", "child", None, "ignore",
-                           "rename", "unlabel"],
+                           "rename", "unlabel", None, "select_tool", "brush", "eraser", "brush_smaller",
+                           "brush_larger"],
                  "&Image": ["prev_image", "next_image", "resegment", "cancel"],
                  "&View": ["toggle_overlay", "fit", "actual_size", "zoom_in", "zoom_out", "finer", "coarser",
                            None, "dark_theme"],
@@ -196,7 +208,8 @@ class MainWindow(QMainWindow):
                     menu.addAction(dock.toggleViewAction())
         toolbar = QToolBar("Main", objectName="toolbar_main")
         for name in ("open_images", "open_project", "save", "export", None, "prev_image", "next_image", None,
-                     "undo", "redo", None, "merge", "split", "parent", "child", "ignore", None,
+                     "undo", "redo", None, "select_tool", "brush", "eraser", None, "merge", "split", "parent",
+                     "child", "ignore", None,
                      "toggle_overlay", "fit", "settings", "help"):
             toolbar.addSeparator() if name is None else toolbar.addAction(a[name])
         self.addToolBar(toolbar)
@@ -392,11 +405,11 @@ class MainWindow(QMainWindow):
         self._draw_hover()
 
     def _selection_key(self) -> tuple:
-        """Identifies the selected pixels: node ids, their atoms and the atom count."""
+        """Identifies the selected pixels: node ids, their atoms and the atom map's version."""
         tree = self.doc.tree if self.doc else None
         if tree is None:
             return ()
-        return (id(tree), tree.n_atoms, tuple(self.selection),
+        return (id(tree), tree.atom_version, tuple(self.selection),
                 tuple(hash(tree.nodes[n].atoms.tobytes()) for n in self.selection))
 
     def _draw_selection(self) -> None:
@@ -557,6 +570,39 @@ class MainWindow(QMainWindow):
             name, ok = QInputDialog.getText(self, "Rename region", "Name:", text=old)
             if ok:
                 self.rename_selection(name.strip())
+
+    # ================================================================== brush and eraser
+    def set_tool(self, tool: str) -> None:
+        """SELECT, BRUSH or ERASER (the toolbar buttons follow)."""
+        self.canvas.set_tool(tool)
+        names = {SELECT: "select_tool", BRUSH: "brush", ERASER: "eraser"}
+        self.actions_by_name[names[tool]].setChecked(True)
+        if tool != SELECT:
+            self.stage.setText(f"{tool}: drag over the image; [ and ] change the size, Esc goes back to selecting")
+
+    def _escape(self) -> None:
+        """Esc leaves the brush or eraser; with the select tool it cancels a running segmentation."""
+        if self.canvas.tool != SELECT:
+            self.set_tool(SELECT)
+        else:
+            self.cancel_segmentation()
+
+    def scale_brush(self, factor: float) -> None:
+        self.canvas.set_brush_radius(self.canvas.brush_radius * factor)
+        self.stage.setText(f"brush radius {self.canvas.brush_radius:.0f} px")
+
+    def _canvas_stroked(self, points: np.ndarray, radius: float) -> None:
+        """A finished stroke: paint into / erase from the selected region, as one undo step."""
+        doc = self.doc
+        if doc is None or doc.tree is None:
+            return
+        if len(self.selection) != 1:
+            self.stage.setText(f"select one region to {'paint into' if self.canvas.tool == BRUSH else 'erase from'}")
+            return
+        tree, target, tool = doc.tree, self.selection[0], self.canvas.tool
+        mask = stroke_mask(tree.shape, points, radius)
+        move = tree.paint if tool == BRUSH else tree.erase
+        self._apply(tool, lambda: move(mask, target))
 
     # ================================================================== granularity
     def tau_of(self, value: int) -> float:

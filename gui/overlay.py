@@ -35,17 +35,17 @@ _edges_cache: dict[tuple[int, int], AtomEdges] = {}
 
 
 def atom_edges(tree: SegmentTree) -> AtomEdges:
-    """The tree's atom edges, cached until its atoms change (a leaf cut, an undo of one)."""
-    key = (id(tree), tree.n_atoms)
+    """The tree's atom edges, cached until its atom map changes (a leaf cut, a brush stroke, an undo)."""
+    key = (id(tree), tree.atom_version)
     edges = _edges_cache.get(key)
     if edges is None or not np.array_equal(tree.atom_map.ravel()[edges.first], edges.atom_first):
-        edges = _compute_edges(tree.atom_map)
+        edges = _compute_edges(tree.atom_map, tree.n_atoms)
         _edges_cache.clear()
         _edges_cache[key] = edges
     return edges
 
 
-def _compute_edges(atom_map: np.ndarray) -> AtomEdges:
+def _compute_edges(atom_map: np.ndarray, n_atoms: int) -> AtomEdges:
     h, w = atom_map.shape
     flat = atom_map.ravel()
     index = np.arange(h * w, dtype=np.int64).reshape(h, w)
@@ -53,7 +53,7 @@ def _compute_edges(atom_map: np.ndarray) -> AtomEdges:
     down = index[:-1, :][atom_map[:-1, :] != atom_map[1:, :]]
     first = np.concatenate([right, down])
     second = np.concatenate([right + 1, down + w])
-    boxes = np.zeros((int(flat.max()) + 1, 4), dtype=np.int64)
+    boxes = np.zeros((n_atoms, 4), dtype=np.int64)     # atoms a brush emptied keep a zero box
     for atom, found in enumerate(find_objects(atom_map + 1)):
         if found is not None:
             boxes[atom] = (found[0].start, found[1].start, found[0].stop, found[1].stop)

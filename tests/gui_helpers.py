@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import skimage.data
 from PIL import Image
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, Qt
+from scipy.ndimage import distance_transform_edt
 
 from core.settings import Settings
 from gui.main_window import MainWindow
@@ -44,3 +45,37 @@ def canvas_pixels(window: MainWindow) -> np.ndarray:
     ptr = image.constBits()
     return np.frombuffer(ptr, np.uint8, image.sizeInBytes()).reshape(image.height(), image.bytesPerLine())[
         :, :image.width() * 3].copy()
+
+
+def state(tree):
+    """What an undo must restore: the frontier, categories, flags."""
+    return (tree.frontier(), {n: (tree.nodes[n].category, tree.nodes[n].ignored, tree.nodes[n].expanded)
+                              for n in tree.nodes})
+
+
+def inner_pixel(tree, node_id):
+    """The pixel of a region farthest from its border (a safe place to click)."""
+    dist = distance_transform_edt(np.pad(tree.mask(node_id), 1))[1:-1, 1:-1]
+    return np.unravel_index(int(np.argmax(dist)), dist.shape)
+
+
+def click(qtbot, window, node_id, modifier=Qt.KeyboardModifier.NoModifier):
+    row, col = inner_pixel(window.doc.tree, node_id)
+    pos = window.canvas.view_pos_of(int(row), int(col)).toPoint()
+    qtbot.mouseClick(window.canvas.viewport(), Qt.MouseButton.LeftButton, modifier, pos)
+
+
+def key(qtbot, window, k, modifier=Qt.KeyboardModifier.NoModifier):
+    qtbot.keyClick(window.canvas, k, modifier)
+
+
+def segmented_window(qtbot, tmp_path):
+    window = make_window(qtbot, tmp_path)
+    window.add_paths([write_sample(tmp_path)])
+    wait_segmented(qtbot, window)
+    window.granularity.setValue(window.granularity.maximum() // 2)
+    window.doc.undo.clear()
+    qtbot.waitExposed(window)
+    window.activateWindow()
+    window.canvas.setFocus()
+    return window

@@ -1,45 +1,9 @@
 """Drive the real window with clicks and keys: select, merge, split, label, undo/redo."""
 from __future__ import annotations
 
-import numpy as np
 from PySide6.QtCore import Qt
-from scipy.ndimage import distance_transform_edt
 
-from tests.gui_helpers import make_window, wait_segmented, write_sample
-
-
-def state(tree):
-    """What an undo must restore: the frontier, categories, flags."""
-    return (tree.frontier(), {n: (tree.nodes[n].category, tree.nodes[n].ignored, tree.nodes[n].expanded)
-                              for n in tree.nodes})
-
-
-def inner_pixel(tree, node_id):
-    """The pixel of a region farthest from its border (a safe place to click)."""
-    dist = distance_transform_edt(np.pad(tree.mask(node_id), 1))[1:-1, 1:-1]
-    return np.unravel_index(int(np.argmax(dist)), dist.shape)
-
-
-def click(qtbot, window, node_id, modifier=Qt.KeyboardModifier.NoModifier):
-    row, col = inner_pixel(window.doc.tree, node_id)
-    pos = window.canvas.view_pos_of(int(row), int(col)).toPoint()
-    qtbot.mouseClick(window.canvas.viewport(), Qt.MouseButton.LeftButton, modifier, pos)
-
-
-def key(qtbot, window, k, modifier=Qt.KeyboardModifier.NoModifier):
-    qtbot.keyClick(window.canvas, k, modifier)
-
-
-def segmented_window(qtbot, tmp_path):
-    window = make_window(qtbot, tmp_path)
-    window.add_paths([write_sample(tmp_path)])
-    wait_segmented(qtbot, window)
-    window.granularity.setValue(window.granularity.maximum() // 2)
-    window.doc.undo.clear()
-    qtbot.waitExposed(window)
-    window.activateWindow()
-    window.canvas.setFocus()
-    return window
+from tests.gui_helpers import click, key, segmented_window, state
 
 
 def sibling_pair(tree):

@@ -7,9 +7,9 @@ from gui.shortcuts import EXTRA_HELP, SHORTCUTS
 
 
 def shortcut_rows() -> list[tuple[str, str]]:
-    """(keys, what they do) for every shortcut."""
+    """(keys, what they do) for every shortcut (menu-only actions are left out)."""
     rows = [(", ".join(keys), f"{text.replace('&', '').rstrip('…')}: {tip}")
-            for text, keys, tip in SHORTCUTS.values()]
+            for text, keys, tip in SHORTCUTS.values() if keys]
     return rows + list(EXTRA_HELP)
 
 

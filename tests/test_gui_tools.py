@@ -1,0 +1,72 @@
+"""Brush and eraser, drag-to-regroup and the category manager, driven through the real window."""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt
+
+from tests.gui_helpers import click, inner_pixel, key, segmented_window, state
+
+LEFT = Qt.MouseButton.LeftButton
+NO_MOD = Qt.KeyboardModifier.NoModifier
+
+
+def drag(qtbot, window, pixels):
+    """Press at the first atom-map pixel, move through the others, release at the last."""
+    viewport = window.canvas.viewport()
+    points = [window.canvas.view_pos_of(int(r), int(c)).toPoint() for r, c in pixels]
+    qtbot.mousePress(viewport, LEFT, NO_MOD, points[0])
+    for point in points[1:]:
+        qtbot.mouseMove(viewport, point)
+    qtbot.mouseRelease(viewport, LEFT, NO_MOD, points[-1])
+
+
+def two_regions(tree):
+    """The two largest frontier regions."""
+    front = sorted(tree.frontier(), key=tree.area, reverse=True)
+    return front[0], front[1]
+
+
+def test_brush_stroke_moves_pixels_into_the_selected_region_as_one_undo_step(qtbot, tmp_path):
+    window = segmented_window(qtbot, tmp_path)
+    tree = window.doc.tree
+    start, atoms = state(tree), tree.atom_map.copy()
+    a, b = two_regions(tree)
+    area_a, area_b = tree.area(a), tree.area(b)
+    click(qtbot, window, a)
+    key(qtbot, window, Qt.Key.Key_B)
+    assert window.canvas.tool == "brush" and window.actions_by_name["brush"].isChecked()
+    radius = window.canvas.brush_radius
+    key(qtbot, window, Qt.Key.Key_BracketLeft)
+    assert window.canvas.brush_radius < radius
+    key(qtbot, window, Qt.Key.Key_BracketRight)
+    assert window.canvas.brush_radius == radius
+    ra, rb = inner_pixel(tree, a), inner_pixel(tree, b)
+    path = [(ra[0] + (rb[0] - ra[0]) * t, ra[1] + (rb[1] - ra[1]) * t) for t in np.linspace(0, 1, 6)]
+    drag(qtbot, window, path)
+    tree.check_invariants()
+    assert tree.node_at(*rb) == a                    # the stroke's end, inside b, now belongs to a
+    assert tree.area(a) > area_a and tree.area(b) < area_b
+    assert window.doc.undo.count() == 1 and window.doc.undo.text(0) == "brush"
+    key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert np.array_equal(tree.atom_map, atoms) and state(tree) == start
+    tree.check_invariants()
+    key(qtbot, window, Qt.Key.Key_Escape)
+    assert window.canvas.tool == "select" and window.actions_by_name["select_tool"].isChecked()
+
+
+def test_eraser_gives_the_selected_region_s_pixels_to_a_neighbour(qtbot, tmp_path):
+    window = segmented_window(qtbot, tmp_path)
+    tree = window.doc.tree
+    start, atoms = state(tree), tree.atom_map.copy()
+    a, _ = two_regions(tree)
+    area_a = tree.area(a)
+    click(qtbot, window, a)
+    key(qtbot, window, Qt.Key.Key_E)
+    assert window.canvas.tool == "eraser"
+    row, col = inner_pixel(tree, a)
+    drag(qtbot, window, [(row, col), (row, col + 1)])
+    tree.check_invariants()
+    assert tree.node_at(row, col) != a and tree.area(a) < area_a
+    assert window.doc.undo.count() == 1
+    key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert np.array_equal(tree.atom_map, atoms) and state(tree) == start
