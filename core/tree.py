@@ -408,17 +408,31 @@ class SegmentTree:
                 votes[cat] = votes.get(cat, 0) + self.area(nid)
         return max(votes, key=lambda c: votes[c]) if votes else None
 
-    def regroup(self, node_ids: Iterable[int], new_parent: int) -> Edit:
-        """Move regions under another node (drag in the layer panel)."""
+    def regroup(self, node_ids: Iterable[int], new_parent: int) -> Optional[Edit]:
+        """Move regions under another node (drag in the layer panel); None when nothing moves.
+
+        A region dropped onto a leaf turns the leaf into a group: the leaf's own pixels move
+        to a new child, so that every node stays the union of its children.
+        """
         ids = list(dict.fromkeys(node_ids))
+        self._require(new_parent)
         for nid in ids:
+            self._require(nid)
             if nid == new_parent or nid in self.ancestors(new_parent):
-                raise TreeEditError("cannot move a region into itself")
+                raise TreeEditError("cannot move a region into itself or into one of its sub-regions")
             if nid == self.root:
                 raise TreeEditError("cannot move the whole image")
+            if set(self.ancestors(nid)) & set(ids):
+                raise TreeEditError("cannot move a region together with a region that contains it")
+        if all(self.nodes[nid].parent == new_parent for nid in ids):
+            return None
         self._begin("regroup")
+        target = self.nodes[new_parent]
+        if not target.children:
+            own = self._new_node(new_parent, [], target.atoms, name=target.name)
+            self._touch(new_parent).children.append(own.id)
         self._move(ids, new_parent)
-        return self._end() or Edit("regroup")
+        return self._end()
 
     def _move(self, ids: list[int], new_parent: int) -> None:
         """Re-parent nodes, keeping every node the union of its children."""

@@ -3,18 +3,22 @@
 Columns: name (with colour swatch and visibility checkbox), category, area, NCut cost.
 Frontier nodes (the segments shown) are bold. The model is reset after each edit (a tree of
 a few hundred atoms has under a thousand nodes; the view keeps expansion via the panel).
+Rows can be dragged onto another row: the drop asks `on_regroup(node ids, new parent)` to
+move them there (the window makes that an undoable `SegmentTree.regroup`).
 """
 from __future__ import annotations
 
+import json
 import math
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
-from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QAbstractItemModel, QMimeData, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QFont
 
 from core.tree import SegmentTree
 
 COLUMNS = ("Region", "Category", "Area", "Cost")
+NODES_MIME = "application/x-cuttree-nodes"
 Index = QModelIndex | QPersistentModelIndex
 
 
@@ -26,6 +30,7 @@ class LayerModel(QAbstractItemModel):
         self.tree: Optional[SegmentTree] = None
         self.category_name = category_name
         self.on_visibility: Callable[[int, bool], None] = lambda nid, visible: None
+        self.on_regroup: Callable[[list[int], int], bool] = lambda ids, parent: False
         self._frontier: set[int] = set()
         self._rows: dict[int, tuple[str, str, str, str]] = {}     # texts per node, until the next change
         self._bold = QFont()
@@ -104,10 +109,36 @@ class LayerModel(QAbstractItemModel):
     def flags(self, index: Index) -> Qt.ItemFlag:
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
-        base = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        base = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsDropEnabled
         if index.column() == 0:
             base |= Qt.ItemFlag.ItemIsUserCheckable
+        if self.tree is not None and index.internalId() != self.tree.root:
+            base |= Qt.ItemFlag.ItemIsDragEnabled
         return base
+
+    # ------------------------------------------------------------------ drag and drop
+    def supportedDropActions(self) -> Qt.DropAction:
+        return Qt.DropAction.MoveAction
+
+    def mimeTypes(self) -> list[str]:
+        return [NODES_MIME]
+
+    def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:
+        """The dragged rows' node ids (each row once, whatever columns were selected)."""
+        ids = list(dict.fromkeys(self.node_id(i) for i in indexes if i.isValid()))
+        data = QMimeData()
+        data.setData(NODES_MIME, json.dumps(ids).encode("ascii"))
+        return data
+
+    def dropMimeData(self, data: QMimeData, action: Qt.DropAction, row: int, column: int, parent: Index) -> bool:
+        """Rows dropped on a row (or between its children) move under that row's node."""
+        if action != Qt.DropAction.MoveAction or not data.hasFormat(NODES_MIME) or not parent.isValid():
+            return False
+        try:
+            ids = [int(v) for v in json.loads(bytes(data.data(NODES_MIME)).decode("ascii"))]
+        except (ValueError, TypeError):
+            return False
+        return self.on_regroup(ids, self.node_id(parent))
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if self.tree is None or not index.isValid():

@@ -1,7 +1,7 @@
-"""The layer panel: a QTreeView over LayerModel whose selection mirrors the canvas."""
+"""The layer panel: a QTreeView over LayerModel whose selection mirrors the canvas; drag to regroup."""
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelection, QItemSelectionModel, Signal
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView
 
 from gui.layer_model import LayerModel
@@ -17,6 +17,9 @@ class LayerPanel(QTreeView):
         self.layers = model
         self.setModel(model)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DragDrop)   # drop = regroup (see LayerModel)
+        self.setDefaultDropAction(Qt.DropAction.MoveAction)
+        self.setDropIndicatorShown(True)
         self.setUniformRowHeights(True)
         self.setAlternatingRowColors(True)
         header = self.header()

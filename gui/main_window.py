@@ -99,6 +99,7 @@ class MainWindow(QMainWindow):
 
         self.layer_model = LayerModel(self._category_name)
         self.layer_model.on_visibility = self._set_visible
+        self.layer_model.on_regroup = self.regroup
         self.layers = LayerPanel(self.layer_model)
         self.layers.selected.connect(self._layers_selected)
         self.files = FileList()
@@ -557,6 +558,17 @@ class MainWindow(QMainWindow):
         doc = self.doc
         if doc and doc.tree and len(self.selection) == 1:
             self._apply(f"rename to {name}", lambda: doc.tree.rename(self.selection[0], name))
+
+    def regroup(self, node_ids: list[int], new_parent: int) -> bool:
+        """Move regions under another node (a drop in the layer panel); a refused move says why."""
+        doc = self.doc
+        if doc is None or doc.tree is None:
+            return False
+        name = self.layer_model.region_name(new_parent)
+        edit = self._apply(f"move into {name}", lambda: doc.tree.regroup(node_ids, new_parent))
+        if edit is not None:
+            self.set_selection([n for n in node_ids if n in doc.tree.nodes])
+        return edit is not None
 
     def _set_visible(self, node_id: int, visible: bool) -> None:
         doc = self.doc

@@ -70,3 +70,29 @@ def test_eraser_gives_the_selected_region_s_pixels_to_a_neighbour(qtbot, tmp_pat
     assert window.doc.undo.count() == 1
     key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert np.array_equal(tree.atom_map, atoms) and state(tree) == start
+
+
+def drop(window, node_ids, target):
+    """What the layer panel does on a drop: the dragged rows' mime data onto the target row."""
+    model = window.layer_model
+    data = model.mimeData([model.index_of(n) for n in node_ids])
+    return model.dropMimeData(data, Qt.DropAction.MoveAction, -1, 0, model.index_of(target))
+
+
+def test_drag_in_the_layer_panel_regroups_and_refuses_a_drop_into_a_descendant(qtbot, tmp_path):
+    window = segmented_window(qtbot, tmp_path)
+    tree = window.doc.tree
+    start, front = state(tree), tree.frontier()
+    moved, target = front[0], front[-1]
+    assert window.layers.dragEnabled() and window.layer_model.flags(window.layer_model.index_of(moved)) \
+        & Qt.ItemFlag.ItemIsDragEnabled
+    assert drop(window, [moved], target)
+    tree.check_invariants()
+    assert tree.nodes[moved].parent == target and window.doc.undo.count() == 1
+    assert window.layer_model.index_of(moved).parent() == window.layer_model.index_of(target)
+    key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert state(tree) == start
+    outer = tree.nodes[moved].parent
+    assert not drop(window, [outer], moved)
+    assert "sub-regions" in window.stage.text() and window.doc.undo.count() == 1
+    assert not drop(window, [tree.root], moved) and state(tree) == start

@@ -46,8 +46,14 @@ def random_disk(shape, rng: np.random.Generator) -> np.ndarray:
 
 def apply_random_op(tree: SegmentTree, rng: np.random.Generator):
     front = tree.frontier()
-    op = rng.integers(0, 8)
+    op = rng.integers(0, 9)
     try:
+        if op == 8:
+            nodes = [n for n in tree.nodes if n != tree.root]
+            if not nodes:
+                return None
+            moved = [int(x) for x in rng.choice(nodes, min(len(nodes), int(rng.integers(1, 3))), replace=False)]
+            return tree.regroup(moved, int(rng.choice(list(tree.nodes))))
         if op == 6:
             return tree.paint(random_disk(tree.shape, rng), int(rng.choice(front)))
         if op == 7:
@@ -221,3 +227,20 @@ def test_tree_file_round_trips_after_paint_and_erase():
     while history.undo():
         pass
     assert snapshot(again)[0] == snapshot(tree)[0] and np.array_equal(again.atom_map, tree.atom_map)
+
+
+def test_regroup_onto_a_leaf_makes_it_a_group_and_refuses_cycles():
+    tree = nested_2x2()
+    a, b, c, d = tree.frontier()
+    start = snapshot(tree)
+    edit = tree.regroup([c], a)
+    tree.check_invariants()
+    assert tree.area(a) == 32 and c in tree.nodes[a].children and len(tree.nodes[a].children) == 2
+    assert tree.frontier() == [a, b, d] and tree.nodes[d].parent == tree.root   # c's old group spliced
+    assert tree.regroup([c], a) is None                                          # already there
+    with pytest.raises(TreeEditError):
+        tree.regroup([tree.nodes[a].parent], a)                                  # into its own sub-region
+    with pytest.raises(TreeEditError):
+        tree.regroup([a, c], b)                                                  # with a region inside it
+    tree.undo(edit)
+    assert snapshot(tree)[0] == start[0]
