@@ -604,6 +604,11 @@ class SegmentTree:
                     self._touch(desc).category = None
         return self._end()
 
+    def forget_category(self, category: int) -> Optional[Edit]:
+        """Unlabel every region labelled `category` (it was deleted); other labels stay as they are."""
+        labelled = [node.id for node in self.nodes.values() if node.category == category]
+        return self._set_field("label", labelled, "category", None)
+
     def set_ignored(self, node_ids: Iterable[int], ignored: bool = True) -> Optional[Edit]:
         """Mark regions as ignored (not exported)."""
         return self._set_field("ignore", node_ids, "ignored", ignored)

@@ -1,20 +1,37 @@
-"""The category dock: a searchable list (number keys 1-9 follow its order) with add/rename."""
+"""The category dock: a searchable list (number keys 1-9 follow its order) and its manager.
+
+Double-click or Enter labels the selection. The buttons add, rename, recolour, reorder,
+switch thing/stuff and delete categories; every change is emitted as the whole new list
+(`changed`), so the window stays the one owner of the categories (and of the project that
+stores them). Deleting is only a request (`delete_requested`): the window first unlabels the
+regions that use the category.
+"""
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Callable, Optional
+
+import qtawesome as qta
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QPixmap
-from PySide6.QtWidgets import QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QColorDialog, QHBoxLayout, QInputDialog, QLineEdit, QListWidget, QListWidgetItem,
+                               QToolButton, QVBoxLayout, QWidget)
 
 from core.project import Category
+from gui.categories import category_color
 
 
 class CategoryPanel(QWidget):
-    """Emits `chosen(category id)` on double-click or Enter; the filter box narrows the list."""
+    """Emits `chosen(id)` to label, `changed(categories)` after an edit, `delete_requested(id)`."""
 
     chosen = Signal(object)
+    changed = Signal(list)
+    delete_requested = Signal(int)
 
     def __init__(self) -> None:
         super().__init__()
+        self.categories: list[Category] = []
+        self.reserved_ids: Callable[[], set[int]] = set    # ids still used by regions: never reused
         self.search = QLineEdit(placeholderText="Find a category… (Enter labels)")
         self.search.setClearButtonEnabled(True)
         self.list = QListWidget()
@@ -22,11 +39,37 @@ class CategoryPanel(QWidget):
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.search)
         layout.addWidget(self.list)
+        layout.addLayout(self._buttons())
         self.search.textChanged.connect(self._filter)
         self.search.returnPressed.connect(self._enter)
         self.list.itemActivated.connect(lambda item: self.chosen.emit(item.data(Qt.ItemDataRole.UserRole)))
 
+    def _buttons(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.buttons: dict[str, QToolButton] = {}
+        for name, icon, tip, slot in (
+                ("add", "mdi6.plus", "Add a category", self._ask_add),
+                ("rename", "mdi6.rename-outline", "Rename the category", self._ask_rename),
+                ("color", "mdi6.palette-outline", "Change the category's colour", self._ask_color),
+                ("stuff", "mdi6.texture-box", "Switch thing (countable) / stuff (panoptic export)",
+                 lambda: self._with_current(self.toggle_stuff)),
+                ("up", "mdi6.arrow-up", "Move up (number keys follow the order)",
+                 lambda: self._with_current(lambda cid: self.move(cid, -1))),
+                ("down", "mdi6.arrow-down", "Move down", lambda: self._with_current(lambda cid: self.move(cid, 1))),
+                ("delete", "mdi6.delete-outline", "Delete the category",
+                 lambda: self._with_current(self.delete_requested.emit))):
+            button = QToolButton(icon=qta.icon(icon), toolTip=tip, autoRaise=True)
+            button.clicked.connect(slot)
+            row.addWidget(button)
+            self.buttons[name] = button
+        row.addStretch(1)
+        return row
+
+    # ------------------------------------------------------------------ showing
     def set_categories(self, categories: list[Category]) -> None:
+        """Show a list (kept as given; the current row stays on the same category)."""
+        current = self.current_id()
+        self.categories = list(categories)
         self.list.clear()
         for position, category in enumerate(categories, start=1):
             key = f"{position}  " if position <= 9 else "    "
@@ -37,7 +80,13 @@ class CategoryPanel(QWidget):
             item.setIcon(swatch)
             item.setData(Qt.ItemDataRole.UserRole, category.id)
             self.list.addItem(item)
+            if category.id == current:
+                self.list.setCurrentItem(item)
         self._filter(self.search.text())
+
+    def current_id(self) -> Optional[int]:
+        item = self.list.currentItem()
+        return None if item is None else int(item.data(Qt.ItemDataRole.UserRole))
 
     def _filter(self, text: str) -> None:
         needle = text.strip().lower()
@@ -49,3 +98,69 @@ class CategoryPanel(QWidget):
         visible = [self.list.item(r) for r in range(self.list.count()) if not self.list.item(r).isHidden()]
         if visible:
             self.chosen.emit(visible[0].data(Qt.ItemDataRole.UserRole))
+
+    # ------------------------------------------------------------------ editing (emit the new list)
+    def add(self, name: str, color: Optional[tuple[int, int, int]] = None, isthing: bool = True) -> Category:
+        """Append a category with a fresh id (never one a region still uses)."""
+        new_id = max({c.id for c in self.categories} | self.reserved_ids(), default=0) + 1
+        category = Category(new_id, name, color or category_color(new_id), isthing)
+        self._emit(self.categories + [category])
+        return category
+
+    def rename(self, category_id: int, name: str) -> None:
+        self._update(category_id, name=name)
+
+    def recolor(self, category_id: int, color: tuple[int, int, int]) -> None:
+        self._update(category_id, color=color)
+
+    def toggle_stuff(self, category_id: int) -> None:
+        self._update(category_id, isthing=not self._get(category_id).isthing)
+
+    def move(self, category_id: int, step: int) -> None:
+        """Move a category up (-1) or down (+1) the list."""
+        items = list(self.categories)
+        i = next(k for k, c in enumerate(items) if c.id == category_id)
+        j = min(max(i + step, 0), len(items) - 1)
+        items.insert(j, items.pop(i))
+        self._emit(items)
+
+    def remove(self, category_id: int) -> None:
+        """Drop a category from the list (the window calls this once its regions are unlabelled)."""
+        self._emit([c for c in self.categories if c.id != category_id])
+
+    def _get(self, category_id: int) -> Category:
+        return next(c for c in self.categories if c.id == category_id)
+
+    def _update(self, category_id: int, **values: object) -> None:
+        self._emit([replace(c, **values) if c.id == category_id else c for c in self.categories])
+
+    def _emit(self, categories: list[Category]) -> None:
+        self.set_categories(categories)
+        self.changed.emit(list(categories))
+
+    # ------------------------------------------------------------------ dialogs
+    def _with_current(self, action: Callable[[int], object]) -> None:
+        category_id = self.current_id()
+        if category_id is not None:
+            action(category_id)
+
+    def _ask_add(self) -> None:
+        name, ok = QInputDialog.getText(self, "Add a category", "Name:")
+        if ok and name.strip():
+            self.add(name.strip())
+            self.list.setCurrentRow(self.list.count() - 1)
+
+    def _ask_rename(self) -> None:
+        category_id = self.current_id()
+        if category_id is not None:
+            old = self._get(category_id).name
+            name, ok = QInputDialog.getText(self, "Rename category", "Name:", text=old)
+            if ok and name.strip():
+                self.rename(category_id, name.strip())
+
+    def _ask_color(self) -> None:
+        category_id = self.current_id()
+        if category_id is not None:
+            color = QColorDialog.getColor(QColor(*self._get(category_id).color), self, "Category colour")
+            if color.isValid():
+                self.recolor(category_id, (color.red(), color.green(), color.blue()))

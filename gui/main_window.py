@@ -106,6 +106,9 @@ class MainWindow(QMainWindow):
         self.files.chosen.connect(self.show_image)
         self.category_panel = CategoryPanel()
         self.category_panel.chosen.connect(self.label_selection)
+        self.category_panel.changed.connect(self._categories_edited)
+        self.category_panel.delete_requested.connect(self.delete_category)
+        self.category_panel.reserved_ids = self._used_category_ids
         self.category_panel.set_categories(self.categories)
         self.history = QUndoView(self.undo_group)
         self.history.setEmptyLabel("segmented")
@@ -506,14 +509,21 @@ class MainWindow(QMainWindow):
             self.stage.setText(str(exc))
             return None
         if edit is not None:
-            doc.undo.push(command(doc.tree, edit, text, self._edited))
+            self._push(doc, edit, text, command)
         return edit
 
-    def _edited(self, edits: Sequence[Edit]) -> None:
-        doc = self.doc
-        if doc is None or doc.tree is None:
+    def _push(self, doc: ImageDoc, edit: Edit, text: str,
+              command: type[TreeEditCommand] = TreeEditCommand) -> None:
+        """Put an applied edit on its image's undo stack (any image, shown or not)."""
+        assert doc.tree is not None
+        doc.undo.push(command(doc.tree, edit, text, lambda edits: self._edited(doc, edits)))
+
+    def _edited(self, doc: ImageDoc, edits: Sequence[Edit]) -> None:
+        """After an edit, its undo or redo: redraw (when on screen), mark edited, autosave."""
+        if doc.tree is None:
             return
-        self.refresh(changes_structure(edits))
+        if doc is self.doc:
+            self.refresh(changes_structure(edits))
         if doc.status != EDITED:
             self._set_status(doc, EDITED)
         if self.autosaver is not None and doc.project_id is not None:
@@ -651,6 +661,39 @@ class MainWindow(QMainWindow):
         self.categories = categories
         self.category_panel.set_categories(categories)
         self.refresh()
+
+    def _categories_edited(self, categories: list[Category]) -> None:
+        """The category manager changed the list: keep it, store it in the project, redraw."""
+        self.categories = categories
+        if self.project is not None:
+            self.project.categories = categories
+            try:
+                self.project.save()
+            except (OSError, CutTreeError) as exc:
+                self.stage.setText(f"the categories could not be saved: {exc}")
+        self.refresh(structure_changed=False)
+
+    def _used_category_ids(self) -> set[int]:
+        """Categories some region of an open image is labelled with."""
+        return {node.category for doc in self.docs if doc.tree is not None
+                for node in doc.tree.nodes.values() if node.category is not None}
+
+    def delete_category(self, category_id: int) -> None:
+        """Delete a category; its regions (in every open image) become unlabelled, undoably per image."""
+        name = self._category_name(category_id)
+        users = [doc for doc in self.docs
+                 if doc.tree is not None and any(n.category == category_id for n in doc.tree.nodes.values())]
+        if users:
+            answer = QMessageBox.question(
+                self, "Delete category", f"Regions in {len(users)} image(s) are labelled “{name}”. "
+                "Delete the category and leave them unlabelled?")
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        for doc in users:
+            edit = doc.tree.forget_category(category_id)
+            if edit is not None:
+                self._push(doc, edit, f"delete category {name}")
+        self.category_panel.remove(category_id)
 
     # ================================================================== projects
     def new_project(self, folder: Path) -> Project:

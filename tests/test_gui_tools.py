@@ -1,8 +1,11 @@
 """Brush and eraser, drag-to-regroup and the category manager, driven through the real window."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
 
 from tests.gui_helpers import click, inner_pixel, key, segmented_window, state
 
@@ -96,3 +99,39 @@ def test_drag_in_the_layer_panel_regroups_and_refuses_a_drop_into_a_descendant(q
     assert not drop(window, [outer], moved)
     assert "sub-regions" in window.stage.text() and window.doc.undo.count() == 1
     assert not drop(window, [tree.root], moved) and state(tree) == start
+
+
+def test_category_manager_adds_renames_recolours_reorders_and_deletes(qtbot, tmp_path, monkeypatch):
+    window = segmented_window(qtbot, tmp_path)
+    project = window.new_project(tmp_path / "project")
+    panel, tree = window.category_panel, window.doc.tree
+    region = tree.frontier()[0]
+    first = window.categories[0]
+    click(qtbot, window, region)
+    key(qtbot, window, Qt.Key.Key_1)
+    assert tree.effective_category(region) == first.id
+
+    monkeypatch.setattr("gui.category_panel.QInputDialog.getText", lambda *a, **k: ("lesion", True))
+    panel.buttons["add"].click()
+    added = window.categories[-1]
+    assert added.name == "lesion" and added.id not in {c.id for c in window.categories[:-1]}
+    panel.rename(added.id, "tumour")
+    panel.recolor(added.id, (10, 20, 30))
+    for _ in range(len(window.categories)):
+        panel.move(added.id, -1)
+    assert window.categories[0] == replace(added, name="tumour", color=(10, 20, 30))
+    assert panel.list.item(0).text().startswith("1  tumour")
+    key(qtbot, window, Qt.Key.Key_1)                      # number keys follow the new order
+    assert tree.effective_category(region) == added.id
+    assert window.layer_model.data(window.layer_model.index_of(region, 1)) == "tumour"
+    stored = type(project).open(project.folder).categories
+    assert [(c.id, c.name, c.color) for c in stored] == [(c.id, c.name, c.color) for c in window.categories]
+
+    monkeypatch.setattr("gui.main_window.QMessageBox.question", lambda *a: QMessageBox.StandardButton.Yes)
+    window.delete_category(added.id)
+    assert added.id not in {c.id for c in window.categories}
+    assert tree.effective_category(region) is None
+    key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert tree.effective_category(region) == added.id   # the region's label comes back with undo
+    assert panel.add("other").id > added.id               # an id still used by a region is not reused
+

@@ -244,3 +244,15 @@ def test_regroup_onto_a_leaf_makes_it_a_group_and_refuses_cycles():
         tree.regroup([a, c], b)                                                  # with a region inside it
     tree.undo(edit)
     assert snapshot(tree)[0] == start[0]
+
+
+def test_forget_category_unlabels_only_that_category():
+    tree = nested_2x2()
+    a, b, c, d = tree.frontier()
+    tree.label([tree.nodes[a].parent], 5)
+    tree.label([c], 6)
+    edit = tree.forget_category(5)
+    assert tree.effective_category(a) is None and tree.effective_category(c) == 6
+    tree.undo(edit)
+    assert tree.effective_category(b) == 5
+    assert tree.forget_category(9) is None
