@@ -1,11 +1,15 @@
 """Projects from the window: create, autosave after an edit, reopen, export COCO."""
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 from pycocotools.coco import COCO
 from pycocotools import mask as mask_utils
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 
+from gui import exporting
 from gui.dialogs.export_dialog import ExportDialog
 from tests.gui_helpers import make_window, wait_segmented, write_sample
 
@@ -47,13 +51,24 @@ def test_new_project_autosave_and_reopen(qtbot, tmp_path):
     assert [c.name for c in other.categories] == [c.name for c in window.categories]
 
 
-def test_export_current_image_as_coco(qtbot, tmp_path):
-    window = labelled_window(qtbot, tmp_path)
+def run_export(qtbot, monkeypatch, window, out):
+    """Export the current image as COCO through the dialog; the summary box's lines."""
+    shown = []
+    monkeypatch.setattr("gui.dialogs.export_dialog.QMessageBox.information", lambda *a: shown.append(a[2]))
     dialog = ExportDialog(window)
     qtbot.addWidget(dialog)
-    out = tmp_path / "out" / "instances.json"
     dialog.path.setText(str(out))
-    lines = dialog.run_export()
+    with qtbot.waitSignal(dialog.ended, timeout=60_000) as ended:
+        qtbot.mouseClick(dialog.buttons.button(dialog.buttons.StandardButton.Ok), Qt.MouseButton.LeftButton)
+    assert ended.args[0], ended.args[1]
+    assert shown and shown[0] == "\n".join(ended.args[1])
+    return ended.args[1]
+
+
+def test_export_current_image_as_coco(qtbot, tmp_path, monkeypatch):
+    window = labelled_window(qtbot, tmp_path)
+    out = tmp_path / "out" / "instances.json"
+    lines = run_export(qtbot, monkeypatch, window, out)
     assert "3 annotations" in lines[0]
     coco = COCO(str(out))
     tree = window.doc.tree
@@ -63,6 +78,51 @@ def test_export_current_image_as_coco(qtbot, tmp_path):
     front = tree.frontier()
     expected = sorted(int(tree.mask(n).sum()) for n in front[:3])
     assert sorted(int(m.sum()) for m in masks) == expected
+
+
+def slow_coco_writer(monkeypatch, threads: list) -> None:
+    """Make COCO writing take a second (a big project), noting the thread it runs on."""
+    real_write = exporting.write_coco
+
+    def slow_write(*args, **kwargs):
+        threads.append(threading.current_thread())
+        for _ in range(20):
+            time.sleep(0.05)
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(exporting, "write_coco", slow_write)
+
+
+def test_export_runs_off_the_gui_thread(qtbot, tmp_path, monkeypatch):
+    window = labelled_window(qtbot, tmp_path)
+    threads, ticks = [], []
+    slow_coco_writer(monkeypatch, threads)
+    timer = QTimer(interval=20, timeout=lambda: ticks.append(time.monotonic()))
+    timer.start()
+    out = tmp_path / "out" / "instances.json"
+    run_export(qtbot, monkeypatch, window, out)
+    timer.stop()
+    assert threads and threads[0] is not threading.main_thread()
+    assert len(ticks) >= 5
+    assert len(COCO(str(out)).getAnnIds()) == 3
+
+
+def test_cancel_a_running_export(qtbot, tmp_path, monkeypatch):
+    window = labelled_window(qtbot, tmp_path)
+    threads = []
+    slow_coco_writer(monkeypatch, threads)
+    dialog = ExportDialog(window)
+    qtbot.addWidget(dialog)
+    out = tmp_path / "out" / "instances.json"
+    dialog.path.setText(str(out))
+    dialog.show()
+    with qtbot.waitSignal(dialog.ended, timeout=60_000) as ended:
+        dialog.start_export()
+        assert dialog.progress.isVisible() and not dialog.format.isEnabled()
+        qtbot.waitUntil(lambda: bool(threads))
+        dialog.reject()                                   # the Cancel button
+    assert ended.args == [False, ["export cancelled"]]
+    assert not dialog.isVisible() and not out.exists()
 
 
 def test_keyboard_navigation_between_images(qtbot, tmp_path):
