@@ -10,16 +10,52 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPainterPath, QPen, QPixmap,
                            QTransform, QWheelEvent)
-from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsPathItem, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView
+from PySide6.QtWidgets import (QGraphicsEllipseItem, QGraphicsItem, QGraphicsPathItem, QGraphicsPixmapItem,
+                               QGraphicsScene, QGraphicsView, QStyleOptionGraphicsItem, QWidget)
 
 ZOOM_STEP = 1.25
 MIN_ZOOM, MAX_ZOOM = 0.02, 64.0
 SELECT, BRUSH, ERASER = "select", "brush", "eraser"
 MIN_BRUSH, MAX_BRUSH = 1.0, 256.0          # brush radius in image pixels
 STROKE_COLORS = {BRUSH: QColor(255, 220, 0, 110), ERASER: QColor(255, 60, 60, 110)}
+
+
+class BufferItem(QGraphicsItem):
+    """Paints a QImage that views a numpy ARGB32 buffer owned by the caller.
+
+    The caller changes pixels in place and calls `changed(box)`: only that rectangle is
+    repainted (a QGraphicsPixmapItem would convert and repaint the whole image each time).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._buffer = np.zeros((0, 0), dtype=np.uint32)
+        self._image = QImage()
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption)   # for exposedRect
+
+    def set_buffer(self, pixels: np.ndarray) -> None:
+        """Show a new (H, W) uint32 premultiplied ARGB buffer (kept by reference, not copied)."""
+        self.prepareGeometryChange()
+        self._buffer = pixels
+        h, w = pixels.shape
+        self._image = QImage(pixels.data, w, h, 4 * w, QImage.Format.Format_ARGB32_Premultiplied)
+
+    def shows(self, pixels: np.ndarray) -> bool:
+        return pixels is self._buffer
+
+    def changed(self, top: int, left: int, bottom: int, right: int) -> None:
+        self.update(QRectF(left, top, right - left, bottom - top))
+
+    def boundingRect(self) -> QRectF:
+        return QRectF(0, 0, self._image.width(), self._image.height())
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: Optional[QWidget] = None) -> None:
+        exposed = option.exposedRect.toAlignedRect().intersected(self._image.rect())
+        if not exposed.isEmpty():
+            painter.drawImage(exposed, self._image, exposed)
 
 
 class Canvas(QGraphicsView):
@@ -38,7 +74,9 @@ class Canvas(QGraphicsView):
         self.setMouseTracking(True)
         self.setBackgroundBrush(Qt.GlobalColor.darkGray)
         self._image = QGraphicsPixmapItem()
-        self._layers = {name: QGraphicsPixmapItem() for name in ("overlay", "selection", "hover")}
+        self._overlay = BufferItem()
+        self._layers: dict[str, QGraphicsItem] = {"overlay": self._overlay, "selection": QGraphicsPixmapItem(),
+                                                  "hover": QGraphicsPixmapItem()}
         self.scene().addItem(self._image)
         # the image is rendered once per zoom level; changing an overlay does not repaint it
         self._image.setCacheMode(QGraphicsPixmapItem.CacheMode.DeviceCoordinateCache)
@@ -65,8 +103,9 @@ class Canvas(QGraphicsView):
     def set_image(self, image: QImage) -> None:
         self._image.setPixmap(QPixmap.fromImage(image))
         self.scene().setSceneRect(self._image.boundingRect())
-        for item in self._layers.values():
-            item.setPixmap(QPixmap())
+        self._overlay.set_buffer(np.zeros((0, 0), dtype=np.uint32))
+        for name in ("selection", "hover"):
+            self._layers[name].setPixmap(QPixmap())
 
     def set_atom_shape(self, shape: tuple[int, int]) -> None:
         """Layers are drawn at atom-map resolution and stretched onto the image."""
@@ -77,8 +116,16 @@ class Canvas(QGraphicsView):
         for item in self._layers.values():
             item.setTransform(QTransform.fromScale(sx, sy))
 
+    def set_overlay(self, pixels: np.ndarray, box: Optional[tuple[int, int, int, int]]) -> None:
+        """Show the overlay buffer; `box` (top, left, bottom, right) is where its pixels changed."""
+        if not self._overlay.shows(pixels):
+            self._overlay.set_buffer(pixels)
+            self._overlay.update()
+        elif box is not None:
+            self._overlay.changed(*box)
+
     def set_layer(self, name: str, image: Optional[QImage], top: int = 0, left: int = 0) -> None:
-        """Show a layer; `top`/`left` place a cropped layer in atom-map pixels."""
+        """Show the selection or hover layer; `top`/`left` place a cropped layer in atom-map pixels."""
         item = self._layers[name]
         item.setPixmap(QPixmap.fromImage(image) if image is not None else QPixmap())
         item.setOffset(left, top)

@@ -49,6 +49,19 @@ class GranularityCommand(TreeEditCommand):
         return True
 
 
+def changed_rows(tree: SegmentTree, edits: Sequence[Edit]) -> set[int]:
+    """Nodes whose layer-panel row may show something new after these edits: the nodes they
+    touched, and the sub-regions of a relabelled node (they show the inherited category)."""
+    rows: set[int] = set()
+    for edit in edits:
+        for nid, before in edit.before.items():
+            after = edit.after.get(nid)
+            rows.add(nid)
+            if before is None or after is None or before.category != after.category:
+                rows.update(tree.descendants(nid) if nid in tree.nodes else ())
+    return rows
+
+
 def changes_structure(edits: Sequence[Edit]) -> bool:
     """True when an edit adds, removes or re-parents nodes (the layer panel must be rebuilt)."""
     for edit in edits:

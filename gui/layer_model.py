@@ -20,6 +20,23 @@ from core.tree import SegmentTree
 COLUMNS = ("Region", "Category", "Area", "Cost")
 NODES_MIME = "application/x-cuttree-nodes"
 Index = QModelIndex | QPersistentModelIndex
+Row = dict[int, tuple[Any, ...]]          # role -> one value per column
+
+# The view asks for data, flags and parents thousands of times per repaint: the answers are
+# prepared once (flags here, each row's values on first use) so that a call is a dict lookup.
+_ROLE = Qt.ItemDataRole
+_DISPLAY, _DECORATION, _CHECK, _FONT, _FOREGROUND, _ALIGN, _TOOLTIP = (
+    int(r.value) for r in (_ROLE.DisplayRole, _ROLE.DecorationRole, _ROLE.CheckStateRole, _ROLE.FontRole,
+                           _ROLE.ForegroundRole, _ROLE.TextAlignmentRole, _ROLE.ToolTipRole))
+_ITEM = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsDropEnabled
+_FLAGS = {  # (is the root, is column 0) -> flags
+    (True, True): _ITEM | Qt.ItemFlag.ItemIsUserCheckable, (True, False): _ITEM,
+    (False, True): _ITEM | Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsDragEnabled,
+    (False, False): _ITEM | Qt.ItemFlag.ItemIsDragEnabled,
+}
+_RIGHT = int((Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter).value)
+_GREY = QColor(128, 128, 128)
+PARTIAL_REFRESH_MAX = 200     # more changed rows than this: repaint the whole panel at once
 
 
 class LayerModel(QAbstractItemModel):
@@ -32,7 +49,9 @@ class LayerModel(QAbstractItemModel):
         self.on_visibility: Callable[[int, bool], None] = lambda nid, visible: None
         self.on_regroup: Callable[[list[int], int], bool] = lambda ids, parent: False
         self._frontier: set[int] = set()
-        self._rows: dict[int, tuple[str, str, str, str]] = {}     # texts per node, until the next change
+        self._rows: dict[int, Row] = {}               # what each node's row shows, until the next change
+        self._row_in_parent: dict[int, int] = {}      # until the structure changes
+        self._parent_index: dict[int, QModelIndex] = {}   # likewise (the view asks very often)
         self._bold = QFont()
         self._bold.setBold(True)
 
@@ -41,17 +60,31 @@ class LayerModel(QAbstractItemModel):
         self.tree = tree
         self._frontier = set(tree.frontier()) if tree is not None else set()
         self._rows.clear()
+        self._row_in_parent.clear()
+        self._parent_index.clear()
         self.endResetModel()
 
-    def refresh_values(self) -> None:
-        """Node values changed but not the structure: keep rows, re-read what they show."""
+    def refresh_values(self, node_ids: Optional[set[int]] = None) -> None:
+        """Node values changed but not the structure: keep rows, re-read what they show.
+
+        With `node_ids`, only those rows (and the rows entering or leaving the frontier) are
+        re-read and repainted; None means every row (a category renamed, a new colour).
+        """
         if self.tree is None:
             return
-        self._frontier = set(self.tree.frontier())
-        self._rows.clear()
-        root = self.index(0, 0)
-        self.dataChanged.emit(root, root.siblingAtColumn(len(COLUMNS) - 1))
-        self.values_changed()
+        frontier = set(self.tree.frontier())
+        if node_ids is None or len(node_ids) > PARTIAL_REFRESH_MAX:
+            self._frontier = frontier
+            self._rows.clear()
+            root = self.index(0, 0)
+            self.dataChanged.emit(root, root.siblingAtColumn(len(COLUMNS) - 1))
+            self.values_changed()
+            return
+        rows = (node_ids | (frontier ^ self._frontier)) & self.tree.nodes.keys()
+        self._frontier = frontier
+        for nid in rows:
+            self._rows.pop(nid, None)
+            self.dataChanged.emit(self.index_of(nid), self.index_of(nid, len(COLUMNS) - 1))
 
     def values_changed(self) -> None:
         """Hook for views: every row may show new values (set by the layer panel)."""
@@ -70,10 +103,13 @@ class LayerModel(QAbstractItemModel):
     def parent(self, index: Index = QModelIndex()) -> QModelIndex:  # type: ignore[override]
         if self.tree is None or not index.isValid():
             return QModelIndex()
-        parent = self.tree.nodes[index.internalId()].parent
-        if parent is None:
-            return QModelIndex()
-        return self.createIndex(self._row_of(parent), 0, parent)
+        nid = index.internalId()
+        found = self._parent_index.get(nid)
+        if found is None:
+            parent = self.tree.nodes[nid].parent
+            found = QModelIndex() if parent is None else self.createIndex(self._row_of(parent), 0, parent)
+            self._parent_index[nid] = found
+        return found
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:
         if self.tree is None:
@@ -96,9 +132,14 @@ class LayerModel(QAbstractItemModel):
         return int(index.internalId())
 
     def _row_of(self, node_id: int) -> int:
-        assert self.tree is not None
-        parent = self.tree.nodes[node_id].parent
-        return 0 if parent is None else self.tree.nodes[parent].children.index(node_id)
+        row = self._row_in_parent.get(node_id)
+        if row is None:
+            assert self.tree is not None
+            parent = self.tree.nodes[node_id].parent
+            siblings = [node_id] if parent is None else self.tree.nodes[parent].children
+            self._row_in_parent.update((nid, i) for i, nid in enumerate(siblings))
+            row = self._row_in_parent[node_id]
+        return row
 
     # ------------------------------------------------------------------ data
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -107,14 +148,9 @@ class LayerModel(QAbstractItemModel):
         return None
 
     def flags(self, index: Index) -> Qt.ItemFlag:
-        if not index.isValid():
+        if self.tree is None or not index.isValid():
             return Qt.ItemFlag.NoItemFlags
-        base = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsDropEnabled
-        if index.column() == 0:
-            base |= Qt.ItemFlag.ItemIsUserCheckable
-        if self.tree is not None and index.internalId() != self.tree.root:
-            base |= Qt.ItemFlag.ItemIsDragEnabled
-        return base
+        return _FLAGS[index.internalId() == self.tree.root, index.column() == 0]
 
     # ------------------------------------------------------------------ drag and drop
     def supportedDropActions(self) -> Qt.DropAction:
@@ -144,26 +180,29 @@ class LayerModel(QAbstractItemModel):
         if self.tree is None or not index.isValid():
             return None
         nid = index.internalId()
+        row = self._rows.get(nid)
+        if row is None:
+            row = self._rows[nid] = self._row_values(nid)
+        values = row.get(int(role))
+        return None if values is None else values[index.column()]
+
+    def _row_values(self, nid: int) -> Row:
+        """Everything a node's row shows, per role and column."""
+        assert self.tree is not None
         node = self.tree.nodes[nid]
-        column = index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
-            row = self._rows.get(nid)
-            if row is None:
-                row = self._rows[nid] = self._texts(nid)
-            return row[column]
-        if role == Qt.ItemDataRole.DecorationRole and column == 0:
-            return QColor(*node.color)
-        if role == Qt.ItemDataRole.CheckStateRole and column == 0:
-            return Qt.CheckState.Checked if node.visible else Qt.CheckState.Unchecked
-        if role == Qt.ItemDataRole.FontRole and nid in self._frontier:
-            return self._bold
-        if role == Qt.ItemDataRole.ForegroundRole and node.ignored:
-            return QColor(128, 128, 128)
-        if role == Qt.ItemDataRole.TextAlignmentRole and column >= 2:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return "shown as a segment" if nid in self._frontier else None
-        return None
+        shown = nid in self._frontier
+        row: Row = {
+            _DISPLAY: self._texts(nid),
+            _DECORATION: (QColor(*node.color), None, None, None),
+            _CHECK: (Qt.CheckState.Checked if node.visible else Qt.CheckState.Unchecked, None, None, None),
+            _ALIGN: (None, None, _RIGHT, _RIGHT),
+            _TOOLTIP: ("shown as a segment" if shown else None,) * len(COLUMNS),
+        }
+        if shown:
+            row[_FONT] = (self._bold,) * len(COLUMNS)
+        if node.ignored:
+            row[_FOREGROUND] = (_GREY,) * len(COLUMNS)
+        return row
 
     def setData(self, index: Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
         if role == Qt.ItemDataRole.CheckStateRole and index.column() == 0:

@@ -20,6 +20,8 @@ class LayerPanel(QTreeView):
         self.setDragDropMode(QAbstractItemView.DragDropMode.DragDrop)   # drop = regroup (see LayerModel)
         self.setDefaultDropAction(Qt.DropAction.MoveAction)
         self.setDropIndicatorShown(True)
+        # a scroll bar that comes and goes on expand re-lays out the dock and repaints the window
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         self.setUniformRowHeights(True)
         self.setAlternatingRowColors(True)
         header = self.header()

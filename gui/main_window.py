@@ -9,8 +9,8 @@ import qtawesome as qta
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QUndoGroup
 from PySide6.QtWidgets import (QCheckBox, QDockWidget, QFileDialog, QHBoxLayout, QInputDialog, QLabel,
-                               QMainWindow, QMessageBox, QProgressBar, QPushButton, QSlider, QToolBar,
-                               QUndoView, QVBoxLayout, QWidget)
+                               QMainWindow, QMessageBox, QProgressBar, QPushButton, QSizePolicy, QSlider,
+                               QToolBar, QUndoView, QVBoxLayout, QWidget)
 
 from core.brush import stroke_mask
 from core.errors import CutTreeError
@@ -22,7 +22,7 @@ from gui import overlay
 from gui.canvas import BRUSH, ERASER, SELECT, Canvas
 from gui.categories import default_categories
 from gui.category_panel import CategoryPanel
-from gui.commands import GranularityCommand, TreeEditCommand, changes_structure
+from gui.commands import GranularityCommand, TreeEditCommand, changed_rows, changes_structure
 from gui.document import DONE, EDITED, ERROR, NOT_SEGMENTED, QUEUED, WORKING, ImageDoc
 from gui.file_list import FileList
 from gui.layer_model import LayerModel
@@ -67,6 +67,7 @@ class MainWindow(QMainWindow):
     # ================================================================== building
     def _build_widgets(self) -> None:
         self.canvas = Canvas()
+        self.frontier_overlay = overlay.FrontierOverlay()
         self.canvas.clicked.connect(self._canvas_clicked)
         self.canvas.hovered.connect(self._canvas_hovered)
         self.canvas.stroked.connect(self._canvas_stroked)
@@ -125,6 +126,8 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self._docks["files"], self._docks["layers"]], [240, 380], Qt.Orientation.Horizontal)
 
         self.stage = QLabel("ready")
+        # a new message must not re-lay out the status bar (that repaints the whole bottom edge)
+        self.stage.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.progress = QProgressBar(maximumWidth=220, textVisible=True)
         self.progress.setRange(0, 100)
         self.progress.hide()
@@ -388,19 +391,22 @@ class MainWindow(QMainWindow):
         self.engine.setText(f"encoder: {s.encoder}{model} · device: {s.device} · method: {s.method}")
 
     # ================================================================== drawing
-    def refresh(self, structure_changed: bool = True) -> None:
-        """Redraw overlay, selection and layer panel after the tree changed."""
+    def refresh(self, structure_changed: bool = True, rows: Optional[set[int]] = None) -> None:
+        """Redraw overlay, selection and layer panel after the tree changed.
+
+        `rows`: the layer-panel rows that may show new values (None: all of them)."""
         doc = self.doc
         if doc is None or doc.tree is None:
             return
         tree = doc.tree
         self.selection = [n for n in self.selection if n in tree.nodes]
         colors = {c.id: c.color for c in self.categories}
-        self.canvas.set_layer("overlay", overlay.argb_image(overlay.frontier_rgba(tree, colors, self.opacity)))
+        box = self.frontier_overlay.update(tree, colors, self.opacity)
+        self.canvas.set_overlay(self.frontier_overlay.pixels, box)
         if structure_changed or self.layer_model.tree is not tree:
             self.layer_model.set_tree(tree)
         else:
-            self.layer_model.refresh_values()
+            self.layer_model.refresh_values(rows)
         if self._selection_key() != self._drawn_selection:
             self._draw_selection()
         else:
@@ -523,7 +529,7 @@ class MainWindow(QMainWindow):
         if doc.tree is None:
             return
         if doc is self.doc:
-            self.refresh(changes_structure(edits))
+            self.refresh(changes_structure(edits), changed_rows(doc.tree, edits))
         if doc.status != EDITED:
             self._set_status(doc, EDITED)
         if self.autosaver is not None and doc.project_id is not None:

@@ -1,9 +1,9 @@
 """Pixels for the canvas layers: the frontier overlay with borders, and selection/hover masks.
 
 Everything is a per-atom lookup table gathered through the atom map (`lut[atom_map]`, one
-4-byte or 1-byte gather per pixel), and borders come from the precomputed list of pixel pairs
-that straddle two atoms (`AtomEdges`): a border between two segments is an atom edge whose two
-atoms lie in different segments. A 1024x1024 redraw then costs a few milliseconds.
+4-byte or 1-byte gather per pixel). The overlay is a persistent buffer redrawn only over the
+bounding box of the atoms whose region or colour changed; selection outlines come from the
+precomputed list of pixel pairs that straddle two atoms (`AtomEdges`).
 """
 from __future__ import annotations
 
@@ -21,31 +21,51 @@ IGNORED_RGB = (90, 90, 90)
 
 
 @dataclass
-class AtomEdges:
-    """Pixel pairs (first, second) that are 4-neighbours in different atoms; atom bounding boxes."""
+class AtomGeometry:
+    """Where each atom is: its pixels, its bounding box, and the pixel pairs along atom borders."""
 
-    first: np.ndarray
+    first: np.ndarray          # flat pixel indices: 4-neighbour pairs (first, second) in different atoms
     second: np.ndarray
-    atom_first: np.ndarray
+    atom_first: np.ndarray     # the atoms of those pixels
     atom_second: np.ndarray
-    boxes: np.ndarray          # (n_atoms, 4): top, left, bottom, right (exclusive)
+    boxes: np.ndarray          # (n_atoms, 4): top, left, bottom, right (exclusive); zeros for no pixel
+    order: np.ndarray          # flat pixel indices sorted by atom ...
+    starts: np.ndarray         # ... atom a's pixels are order[starts[a]:starts[a + 1]]
+
+    def pixels(self, atoms: np.ndarray) -> np.ndarray:
+        """Flat indices of the pixels of the given atoms (ids)."""
+        parts = [self.order[self.starts[a]:self.starts[a + 1]] for a in atoms]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def area(self, atoms: np.ndarray) -> int:
+        """Pixel count of the given atoms (a boolean per atom)."""
+        return int(np.diff(self.starts)[atoms].sum())
+
+    def box(self, atoms: np.ndarray) -> Box:
+        """Bounding box of the given atoms (a boolean per atom)."""
+        boxes = self.boxes[atoms]
+        return (int(boxes[:, 0].min()), int(boxes[:, 1].min()), int(boxes[:, 2].max()), int(boxes[:, 3].max()))
 
 
-_edges_cache: dict[tuple[int, int], AtomEdges] = {}
+Box = tuple[int, int, int, int]        # top, left, bottom, right (exclusive), atom-map pixels
+_geometry_cache: list[tuple[np.ndarray, int, AtomGeometry]] = []     # the last (atom map, version, geometry)
 
 
-def atom_edges(tree: SegmentTree) -> AtomEdges:
-    """The tree's atom edges, cached until its atom map changes (a leaf cut, a brush stroke, an undo)."""
-    key = (id(tree), tree.atom_version)
-    edges = _edges_cache.get(key)
-    if edges is None or not np.array_equal(tree.atom_map.ravel()[edges.first], edges.atom_first):
-        edges = _compute_edges(tree.atom_map, tree.n_atoms)
-        _edges_cache.clear()
-        _edges_cache[key] = edges
-    return edges
+def atom_geometry(tree: SegmentTree) -> AtomGeometry:
+    """The tree's atom geometry, cached until its atom map changes (a leaf cut, a brush stroke, an undo).
+
+    The cache holds the atom map itself, so a new tree (a new array) can never match it.
+    """
+    if _geometry_cache:
+        atom_map, version, geometry = _geometry_cache[0]
+        if atom_map is tree.atom_map and version == tree.atom_version:
+            return geometry
+    geometry = _compute_geometry(tree.atom_map, tree.n_atoms)
+    _geometry_cache[:] = [(tree.atom_map, tree.atom_version, geometry)]
+    return geometry
 
 
-def _compute_edges(atom_map: np.ndarray, n_atoms: int) -> AtomEdges:
+def _compute_geometry(atom_map: np.ndarray, n_atoms: int) -> AtomGeometry:
     h, w = atom_map.shape
     flat = atom_map.ravel()
     index = np.arange(h * w, dtype=np.int64).reshape(h, w)
@@ -53,11 +73,14 @@ def _compute_edges(atom_map: np.ndarray, n_atoms: int) -> AtomEdges:
     down = index[:-1, :][atom_map[:-1, :] != atom_map[1:, :]]
     first = np.concatenate([right, down])
     second = np.concatenate([right + 1, down + w])
-    boxes = np.zeros((n_atoms, 4), dtype=np.int64)     # atoms a brush emptied keep a zero box
+    boxes = np.zeros((n_atoms, 4), dtype=np.int64)
     for atom, found in enumerate(find_objects(atom_map + 1)):
         if found is not None:
             boxes[atom] = (found[0].start, found[1].start, found[0].stop, found[1].stop)
-    return AtomEdges(first, second, flat[first], flat[second], boxes)
+    keys = flat.astype(np.uint16) if n_atoms <= 1 << 16 else flat     # 16-bit keys: a radix sort
+    order = np.argsort(keys, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(np.bincount(flat, minlength=n_atoms))])
+    return AtomGeometry(first, second, flat[first], flat[second], boxes, order, starts)
 
 
 def _pack(rgba: tuple[int, int, int, int]) -> int:
@@ -66,12 +89,51 @@ def _pack(rgba: tuple[int, int, int, int]) -> int:
     return (a << 24) | (r * a // 255 << 16) | (g * a // 255 << 8) | (b * a // 255)
 
 
-def frontier_rgba(tree: SegmentTree, category_colors: Mapping[int, tuple[int, int, int]],
-                  opacity: float, borders: bool = True) -> np.ndarray:
-    """(H, W) uint32 premultiplied ARGB: each frontier region in its category colour (or its own)."""
+class FrontierOverlay:
+    """The frontier overlay as a persistent premultiplied ARGB32 buffer, redrawn where it changed.
+
+    Each region is drawn in its category colour (or its own) with a border where two regions
+    meet. `update` compares each atom's owner and colour with the last drawing and redraws
+    only the bounding box of the atoms that changed (a merge, a label, an undo touch one or
+    two regions, not the image); a new tree or atom map redraws everything.
+    """
+
+    def __init__(self) -> None:
+        self.pixels = np.zeros((0, 0), dtype=np.uint32)
+        self._key: tuple = ()
+        self._owner = np.zeros(0, dtype=np.int32)     # per atom: the frontier node showing it
+        self._colors = np.zeros(0, dtype=np.uint32)   # per atom: its packed colour
+
+    def update(self, tree: SegmentTree, category_colors: Mapping[int, tuple[int, int, int]],
+               opacity: float) -> Optional[Box]:
+        """Bring the buffer up to date; the box that was redrawn, or None when nothing changed."""
+        owner, colors = _atom_owner_and_colors(tree, category_colors, opacity)
+        geometry = atom_geometry(tree)
+        key = (id(tree), tree.atom_version, tree.shape)
+        changed = (owner != self._owner) | (colors != self._colors) if key == self._key else None
+        if changed is not None and not changed.any():
+            return None
+        if changed is None or geometry.area(changed) > tree.atom_map.size // 4:
+            self.pixels = colors[tree.atom_map]      # a new tree, or much changed: one gather is faster
+            changed = np.ones(len(owner), dtype=bool)
+            box: Box = (0, 0, *tree.shape)
+        else:
+            redrawn = geometry.pixels(np.flatnonzero(changed))
+            self.pixels.ravel()[redrawn] = colors[tree.atom_map.ravel()[redrawn]]
+            top, left, bottom, right = geometry.box(changed)
+            # a border lies on the upper / left pixel of a pair: one more row and column can change
+            box = (max(top - 1, 0), max(left - 1, 0), bottom, right)
+        self._key, self._owner, self._colors = key, owner, colors
+        _redraw_borders(self.pixels, geometry, owner, colors, changed)
+        return box
+
+
+def _atom_owner_and_colors(tree: SegmentTree, category_colors: Mapping[int, tuple[int, int, int]],
+                           opacity: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per atom: the frontier node that shows it (-1: none) and its packed colour."""
     front = tree.frontier()
     alpha = int(round(255 * opacity))
-    colors = np.empty(len(front), dtype=np.uint32)
+    colors = np.zeros(len(front) + 1, dtype=np.uint32)     # the last entry: atoms no region holds
     for i, nid in enumerate(front):
         node = tree.nodes[nid]
         category = tree.effective_category(nid)
@@ -83,12 +145,22 @@ def frontier_rgba(tree: SegmentTree, category_colors: Mapping[int, tuple[int, in
             rgb = node.color
         colors[i] = _pack((*rgb, alpha if node.visible else 0))
     lut = tree.atom_lut(front)
-    pixels = colors[lut][tree.atom_map]
-    if borders:
-        edges = atom_edges(tree)
-        cut = lut[edges.atom_first] != lut[edges.atom_second]
-        pixels.ravel()[edges.first[cut]] = _pack(BORDER_RGBA)
-    return pixels
+    return np.append(np.asarray(front, dtype=np.int32), -1)[lut], colors[lut]
+
+
+def _redraw_borders(pixels: np.ndarray, geometry: AtomGeometry, owner: np.ndarray, colors: np.ndarray,
+                    changed: np.ndarray) -> None:
+    """Redraw the pixels on atom edges next to changed atoms: a border where the two atoms
+    belong to different regions, else the atom's colour (every edge of such a pixel is
+    re-examined, so a border another edge still needs is kept)."""
+    near = changed[geometry.atom_first] | changed[geometry.atom_second]
+    mark = np.zeros(pixels.size, dtype=bool)
+    mark[geometry.first[near]] = True
+    redo = mark[geometry.first]
+    flat = pixels.ravel()
+    flat[geometry.first[redo]] = colors[geometry.atom_first[redo]]
+    cut = redo & (owner[geometry.atom_first] != owner[geometry.atom_second])
+    flat[geometry.first[cut]] = _pack(BORDER_RGBA)
 
 
 @dataclass
@@ -105,27 +177,19 @@ def mask_index(tree: SegmentTree, node_ids: Iterable[int]) -> Optional[MaskCrop]
     ids = [nid for nid in node_ids if nid in tree.nodes]
     if not ids:
         return None
-    lut = np.zeros(tree.n_atoms, dtype=np.uint8)
+    inside = np.zeros(tree.n_atoms, dtype=bool)
     for nid in ids:
-        lut[tree.nodes[nid].atoms] = 1
-    edges = atom_edges(tree)
-    inside = lut.astype(bool)
-    boxes = edges.boxes[inside]
-    top, left = boxes[:, :2].min(axis=0)
-    bottom, right = boxes[:, 2:].max(axis=0)
-    mask = lut[tree.atom_map[top:bottom, left:right]]
-    cut = lut[edges.atom_first] != lut[edges.atom_second]
-    pixels = np.where(lut[edges.atom_first[cut]] == 1, edges.first[cut], edges.second[cut])
+        inside[tree.nodes[nid].atoms] = True
+    geometry = atom_geometry(tree)
+    top, left, bottom, right = geometry.box(inside)
+    mask = np.zeros((bottom - top, right - left), dtype=np.uint8)
     width = tree.atom_map.shape[1]
+    rows, cols = np.divmod(geometry.pixels(np.flatnonzero(inside)), width)
+    mask[rows - top, cols - left] = 1
+    cut = inside[geometry.atom_first] != inside[geometry.atom_second]
+    pixels = np.where(inside[geometry.atom_first[cut]], geometry.first[cut], geometry.second[cut])
     mask[pixels // width - top, pixels % width - left] = 2
     return MaskCrop(mask, int(top), int(left))
-
-
-def argb_image(pixels: np.ndarray) -> QImage:
-    """A QImage that owns a copy of (H, W) uint32 premultiplied ARGB pixels."""
-    h, w = pixels.shape[:2]
-    pixels = np.ascontiguousarray(pixels)
-    return QImage(pixels.data, w, h, 4 * w, QImage.Format.Format_ARGB32_Premultiplied).copy()
 
 
 def rgb_image(rgb: np.ndarray) -> QImage:
