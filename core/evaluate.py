@@ -102,6 +102,7 @@ class MetricSummary:
     ods: float
     ods_granularity: float
     ois: float
+    untuned: float = float("nan")  # the dataset score at the settings' own granularity
 
 
 @dataclass
@@ -112,8 +113,13 @@ class Summary:
     n_images: int
 
 
-def summarise(images: list[ImageScores], granularities: Sequence[float]) -> Summary:
-    """ODS and OIS of each measure over the images, as the BSDS benchmark collects them."""
+def summarise(images: list[ImageScores], granularities: Sequence[float],
+              default: Optional[float] = None) -> Summary:
+    """ODS and OIS of each measure over the images, as the BSDS benchmark collects them.
+
+    With `default` (a granularity of the grid), each measure also gets its value there: what
+    a user gets without tuning.
+    """
     if not images:
         raise CutTreeError("no image was scored")
     grid = np.asarray(granularities, dtype=float)
@@ -122,26 +128,32 @@ def summarise(images: list[ImageScores], granularities: Sequence[float]) -> Summ
     pooled = hits.sum(0) / total.sum(0)
     best = np.argmax(hits / total, axis=1)
     rows = np.arange(len(images))
+    at = None if default is None else int(np.argmin(np.abs(grid - default)))
     covering = MetricSummary(float(pooled.max()), float(grid[np.argmax(pooled)]),
-                             float(hits[rows, best].sum() / total[rows, best].sum()))
-    pri = _mean_metric(np.array([s.pri for s in images]), grid, np.argmax, np.max)
-    voi = _mean_metric(np.array([s.voi for s in images]), grid, np.argmin, np.min)
+                             float(hits[rows, best].sum() / total[rows, best].sum()),
+                             _at(pooled, at))
+    pri = _mean_metric(np.array([s.pri for s in images]), grid, np.argmax, np.max, at)
+    voi = _mean_metric(np.array([s.voi for s in images]), grid, np.argmin, np.min, at)
     return Summary(covering, pri, voi, len(images))
 
 
-def _mean_metric(values: np.ndarray, grid: np.ndarray, arg, best) -> MetricSummary:
+def _at(values: np.ndarray, index: Optional[int]) -> float:
+    return float("nan") if index is None else float(values[index])
+
+
+def _mean_metric(values: np.ndarray, grid: np.ndarray, arg, best, at: Optional[int]) -> MetricSummary:
     mean = values.mean(0)
     i = int(arg(mean))
-    return MetricSummary(float(mean[i]), float(grid[i]), float(best(values, axis=1).mean()))
+    return MetricSummary(float(mean[i]), float(grid[i]), float(best(values, axis=1).mean()), _at(mean, at))
 
 
 def format_table(summary: Summary, title: str = "") -> str:
-    """A plain-text table: measure x (ODS, granularity at ODS, OIS), and the image count."""
+    """A plain-text table: measure x (ODS, granularity at ODS, OIS, untuned), and the image count."""
     lines = [title] if title else []
-    lines.append(f"{'measure':<22}{'ODS':>8}{'at g':>8}{'OIS':>8}")
+    lines.append(f"{'measure':<22}{'ODS':>8}{'at g':>8}{'OIS':>8}{'untuned':>9}")
     for label, m in (("covering (higher)", summary.covering), ("PRI (higher)", summary.pri),
                      ("VoI (lower)", summary.voi)):
-        lines.append(f"{label:<22}{m.ods:>8.3f}{m.ods_granularity:>8.3f}{m.ois:>8.3f}")
+        lines.append(f"{label:<22}{m.ods:>8.3f}{m.ods_granularity:>8.3f}{m.ois:>8.3f}{m.untuned:>9.3f}")
     lines.append(f"images: {summary.n_images}")
     return "\n".join(lines)
 
@@ -153,7 +165,8 @@ def default_granularities(tau_max: float, steps: int = 40) -> list[float]:
 
 def evaluate_bsds(items: Sequence[BsdsImage], hierarchy: Callable[[np.ndarray], LabelsAt],
                   granularities: Sequence[float], progress: Optional[Progress] = None,
-                  cancel: Optional[CancelToken] = None) -> tuple[Summary, list[ImageScores]]:
+                  cancel: Optional[CancelToken] = None,
+                  default: Optional[float] = None) -> tuple[Summary, list[ImageScores]]:
     """Segment every image with `hierarchy(image) -> labels_at` and score it."""
     from core.image_io import load_image
     scored = []
@@ -164,4 +177,4 @@ def evaluate_bsds(items: Sequence[BsdsImage], hierarchy: Callable[[np.ndarray], 
         labels_at = hierarchy(load_image(item.image))
         scored.append(score_hierarchy(item.name, labels_at, humans, granularities))
     report(progress, "done", 1.0)
-    return summarise(scored, granularities), scored
+    return summarise(scored, granularities, default), scored

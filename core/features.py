@@ -17,12 +17,17 @@ class Features:
                matrix, averaged over heads and over the layers of that resolution.
     image_size: (height, width) of the image the features describe.
     encoder:   a short description shown to the user, e.g. "classic" or "diffusion ssd-1b".
+    local:     True when a token's features describe only its neighbourhood (the classic
+               encoder): a segment's mean feature then says little about its pixels, so
+               pixels follow the token labels, guided by colour, instead of DiffCut's concept
+               assignment (docs/decisions/0003-classic-pixel-step.md).
     """
 
     tokens: np.ndarray
     image_size: tuple[int, int]
     encoder: str
     attention: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    local: bool = False
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -5,11 +5,13 @@ the segments shown at the settings' tau get their pixels by DiffCut's concept as
 (optionally PAMR-refined), exactly as the reference does at that granularity; inside
 each of them the pixels descend the deeper tree, at each split going to the child whose
 embedding scores higher; nodes above are unions (docs/decisions/0002-nested-pixel-atoms.md).
+Local (classic) features use colour-guided token labels instead of concept assignment
+(docs/decisions/0003-classic-pixel-step.md).
 """
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, Protocol, Sequence
 
 import numpy as np
 from PIL import Image
@@ -23,7 +25,7 @@ from core.cut.ncut import best_bipartition, cosine_affinity, second_eigenvector
 from core.encoders import Encoder, make_encoder
 from core.features import Features
 from core.jobs import CancelToken, Progress, check_cancel, report
-from core.refine import BilinearSampler, concept_assignment, normalized_tokens, pamr
+from core.refine import BilinearSampler, GuidedLabels, concept_assignment, normalized_tokens, pamr
 from core.settings import Settings
 from core.tree import Cutter, Node, SegmentTree, node_color
 
@@ -73,21 +75,25 @@ class Segmenter:
              cancel: Optional[CancelToken]) -> SegmentTree:
         s = self.settings
         report(progress, "cut", 0.0)
-        root = METHODS[s.method](features, s, cancel)
+        root = METHODS[s.cut_method](features, s, cancel)
         report(progress, "refine", 0.0)
         shape = mask_shape(image.shape, s.max_mask_side)
-        tokens = normalized_tokens(features.tokens)
+        small = resized(image, shape)
         shown = leaves_at(root, s.tau)
-        token_labels = np.empty(tokens.shape[0] * tokens.shape[1], dtype=np.int32)
-        for index, leaf in enumerate(shown):
-            token_labels[leaf.tokens] = index
-        labels = concept_assignment(features.tokens, token_labels.reshape(tokens.shape[:2]), shape)
+        chooser = pixel_chooser(features, small)
+        if features.local:
+            labels = chooser.choose(shown, np.arange(shape[0] * shape[1])).reshape(shape).astype(np.int32)
+        else:  # DiffCut's concept assignment, exactly as the reference at the shown granularity
+            token_labels = np.empty(features.grid[0] * features.grid[1], dtype=np.int32)
+            for index, leaf in enumerate(shown):
+                token_labels[leaf.tokens] = index
+            labels = concept_assignment(features.tokens, token_labels.reshape(features.grid), shape)
         check_cancel(cancel)
         if s.pamr:
-            labels = pamr(resized(image, shape), labels, s.pamr_iterations, s.pamr_dilations)
+            labels = pamr(small, labels, s.pamr_iterations, s.pamr_dilations)
             check_cancel(cancel)
         report(progress, "refine", 0.5)
-        leaf_pixels = descend(root, shown, labels, tokens, cancel)
+        leaf_pixels = descend(root, shown, labels, chooser, cancel)
         report(progress, "tree", 0.0)
         tree = build_tree(root, leaf_pixels, shape, image.shape[:2])
         tree.set_granularity(s.tau)
@@ -107,16 +113,54 @@ def segment(image: np.ndarray, settings: Settings, progress: Optional[Progress] 
     return segmenter.cut(image, features, progress, cancel)
 
 
-def descend(root: CutNode, shown: list[CutNode], labels: np.ndarray, tokens: np.ndarray,
+class Chooser(Protocol):
+    def choose(self, children: Sequence[CutNode], pixels: np.ndarray) -> np.ndarray:
+        """Index of the child each flat pixel index goes to."""
+
+
+class ConceptChooser:
+    """DiffCut's concept assignment restricted to a node's children (decision 0002)."""
+
+    def __init__(self, tokens: np.ndarray, shape: tuple[int, int]) -> None:
+        h, w, c = tokens.shape
+        self.grid = (h, w)
+        self.flat = normalized_tokens(tokens).reshape(h * w, c)
+        self.sampler = BilinearSampler((h, w), shape)
+
+    def choose(self, children: Sequence[CutNode], pixels: np.ndarray) -> np.ndarray:
+        emb = np.stack([self.flat[child.tokens].mean(axis=0) for child in children])
+        if len(children) == 2:  # one upsampled score difference instead of two scores
+            diff = (self.flat @ (emb[0] - emb[1])).reshape(self.grid)
+            return (~self.sampler.nonnegative(diff, pixels)).astype(np.int64)
+        score_maps = (self.flat @ emb.T).reshape(*self.grid, -1)
+        return np.argmax([self.sampler.sample(score_maps[..., k], pixels)
+                          for k in range(len(children))], axis=0)
+
+
+class GuidedChooser:
+    """Local features: the children's token labels upsampled with colour guidance."""
+
+    def __init__(self, image: np.ndarray, grid: tuple[int, int]) -> None:
+        self.guide = GuidedLabels(image, grid)
+
+    def choose(self, children: Sequence[CutNode], pixels: np.ndarray) -> np.ndarray:
+        return self.guide.assign([child.tokens for child in children], pixels)
+
+
+def pixel_chooser(features: Features, image: np.ndarray) -> Chooser:
+    """How pixels pick among segments: guided token labels for local features, else concept."""
+    if features.local:
+        return GuidedChooser(image, features.grid)
+    return ConceptChooser(features.tokens, image.shape[:2])
+
+
+def descend(root: CutNode, shown: list[CutNode], labels: np.ndarray, chooser: Chooser,
             cancel: Optional[CancelToken] = None) -> dict[int, np.ndarray]:
     """Flat pixel indices of every leaf of `root`, keyed by id(leaf).
 
-    `labels` gives the pixels of each shown node; below it, pixels go to the child with the
-    highest bilinearly upsampled score against the child's embedding.
+    `labels` gives the pixels of each shown node; below it, `chooser` sends them down one
+    split at a time.
     """
-    h, w, c = tokens.shape
-    flat = tokens.reshape(h * w, c)
-    sampler = BilinearSampler((h, w), labels.shape)
     order = np.argsort(labels.ravel(), kind="stable")
     bounds = np.searchsorted(labels.ravel()[order], np.arange(len(shown) + 1))
     stack = [(node, order[bounds[i]:bounds[i + 1]]) for i, node in enumerate(shown)]
@@ -127,14 +171,7 @@ def descend(root: CutNode, shown: list[CutNode], labels: np.ndarray, tokens: np.
         if not node.children:
             out[id(node)] = pixels
             continue
-        emb = np.stack([flat[child.tokens].mean(axis=0) for child in node.children])
-        if len(node.children) == 2:  # one upsampled score difference instead of two scores
-            diff = (flat @ (emb[0] - emb[1])).reshape(h, w)
-            choice = (~sampler.nonnegative(diff, pixels)).astype(np.int64)
-        else:
-            score_maps = (flat @ emb.T).reshape(h, w, -1)
-            choice = np.argmax([sampler.sample(score_maps[..., k], pixels)
-                                for k in range(len(node.children))], axis=0)
+        choice = chooser.choose(node.children, pixels)
         stack.extend((child, pixels[choice == k]) for k, child in enumerate(node.children))
     return out
 
@@ -190,7 +227,8 @@ class RegionCutter:
         self.tokens = normalized_tokens(features.tokens)
         self.alpha = alpha
         self.shape = shape
-        self.image = image
+        self.image = resized(image, shape)
+        self.chooser = pixel_chooser(features, self.image)
         self._affinity: Optional[np.ndarray] = None
         h, w = features.grid
         rows = np.minimum(np.arange(shape[0]) * h // shape[0], h - 1)
@@ -219,14 +257,14 @@ class RegionCutter:
         if min(len(g) for g in groups) == 0:
             return None
         root = CutNode(ids, 0.0, [CutNode(g) for g in groups])
-        leaves = descend(root, [root], _only(pixels, self.shape), self.tokens)
+        leaves = descend(root, [root], _only(pixels, self.shape), self.chooser)
         out = np.empty(len(pixels), dtype=np.int32)
         for k, child in enumerate(root.children):
             out[np.searchsorted(pixels, np.sort(leaves[id(child)]))] = k
         return out
 
     def _colour_split(self, pixels: np.ndarray) -> Optional[np.ndarray]:
-        lab = rgb2lab(resized(self.image, self.shape)).reshape(-1, 3)[pixels]
+        lab = rgb2lab(self.image).reshape(-1, 3)[pixels]
         if np.ptp(lab, axis=0).max() < 1e-6:
             return None
         _, labels = kmeans2(lab.astype(np.float64), 2, minit="++", seed=0)

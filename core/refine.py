@@ -139,3 +139,68 @@ def _local_affinity(img: torch.Tensor, dilations: Sequence[int]) -> torch.Tensor
         std = stencil.std(dim=2, keepdim=True)
         aff = -(neigh - centre).abs() / (1e-8 + 0.1 * std)
         return torch.softmax(aff.mean(dim=1, keepdim=True), dim=2)
+
+
+class GuidedLabels:
+    """Token groups to pixels for local features: joint bilateral upsampling of labels.
+
+    A pixel scores each group by the bilinear weights of its four surrounding tokens in that
+    group, each multiplied by a Gaussian of the Lab distance between the pixel's colour and
+    the token's mean colour (Kopf et al., "Joint bilateral upsampling", SIGGRAPH 2007), so
+    boundaries follow the image inside the token cell. Used when a segment's mean feature is
+    meaningless for concept assignment (docs/decisions/0003-classic-pixel-step.md).
+    """
+
+    def __init__(self, image: np.ndarray, grid: tuple[int, int], sigma: float = 8.0) -> None:
+        from PIL import Image
+        from skimage.color import rgb2lab
+        self.grid, self.shape = grid, image.shape[:2]
+        self.lab = rgb2lab(image).astype(np.float32).reshape(-1, 3)
+        cells = np.asarray(Image.fromarray(image).resize((grid[1], grid[0]), Image.Resampling.BOX))
+        self.token_lab = rgb2lab(cells).astype(np.float32).reshape(-1, 3)
+        self.sigma = sigma
+        self._sampler = BilinearSampler(grid, self.shape)
+
+    def _neighbours(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n, 4) token ids around each pixel and their colour-guided bilinear weights."""
+        s, w = self._sampler, self.grid[1]
+        rows, cols = np.divmod(pixels, self.shape[1])
+        ys = (s.y0[rows], s.y1[rows])
+        xs = (s.x0[cols], s.x1[cols])
+        wy = (1 - s.fy[rows], s.fy[rows])
+        wx = (1 - s.fx[cols], s.fx[cols])
+        ids = np.stack([ys[a] * w + xs[b] for a in (0, 1) for b in (0, 1)], axis=1)
+        weights = np.stack([wy[a] * wx[b] for a in (0, 1) for b in (0, 1)], axis=1)
+        dist2 = ((self.lab[pixels, None, :] - self.token_lab[ids]) ** 2).sum(-1)
+        return ids, weights * np.exp(dist2 / np.float32(-2 * self.sigma ** 2))
+
+    def assign(self, groups: Sequence[np.ndarray], pixels: np.ndarray) -> np.ndarray:
+        """Index into `groups` (disjoint token-id arrays) chosen for each flat pixel index.
+
+        A pixel none of whose four tokens is in any group goes to the group of the nearest
+        token (it can happen when an earlier step moved pixels, e.g. PAMR).
+        """
+        group_of = np.full(self.grid[0] * self.grid[1], -1, dtype=np.int64)
+        for k, ids in enumerate(groups):
+            group_of[ids] = k
+        ids, weights = self._neighbours(pixels)
+        member = group_of[ids]
+        weights = np.where(member >= 0, weights + np.float32(1e-12), 0)  # ties stay inside the groups
+        # each of the four candidates scores the summed weight of the neighbours in its group
+        same = member[:, :, None] == member[:, None, :]
+        scores = (same * weights[:, None, :]).sum(axis=2)
+        best = scores.argmax(axis=1)
+        choice = member[np.arange(len(pixels)), best]
+        lost = np.flatnonzero(scores[np.arange(len(pixels)), best] <= 0)
+        if len(lost):
+            choice[lost] = self._nearest_group(group_of, pixels[lost])
+        return choice
+
+    def _nearest_group(self, group_of: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+        from scipy.spatial import cKDTree
+        h, w = self.grid
+        inside = np.flatnonzero(group_of >= 0)
+        centres = np.stack(np.divmod(inside, w), axis=1) + 0.5
+        rows, cols = np.divmod(pixels, self.shape[1])
+        where = np.stack([(rows + 0.5) * h / self.shape[0], (cols + 0.5) * w / self.shape[1]], axis=1)
+        return group_of[inside[cKDTree(centres).query(where)[1]]]

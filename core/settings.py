@@ -7,7 +7,7 @@ from typing import Any
 from core.errors import SettingsError
 
 ENCODERS = ("classic", "diffusion")
-METHODS = ("diffcut", "diffseg", "walk")
+METHODS = ("auto", "diffcut", "diffseg", "walk")
 RESIZE_MODES = ("keep_aspect", "square")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -25,7 +25,7 @@ class Settings:
     model: str = "ssd-1b"          # diffusion preset name, diffusers folder or .safetensors file
     device: str = "auto"
     dtype: str = "auto"            # auto | float32 | float16 | bfloat16
-    method: str = "diffcut"
+    method: str = "auto"           # auto: walk for the classic encoder, diffcut for diffusion
     alpha: float = 10.0
     tau: float = 0.5
     tau_max: float = 0.8
@@ -34,7 +34,7 @@ class Settings:
     timestep: int = 50
     seed: int = 42
     resize_mode: str = "keep_aspect"
-    classic_tokens: int = 64       # classic encoder: tokens on the long side
+    classic_tokens: int = 32       # classic encoder: tokens on the long side
     walk_steps: int = 0            # walk method: random-walk steps k (0 = automatic)
     pamr: bool = False
     pamr_iterations: int = 10
@@ -68,6 +68,17 @@ class Settings:
             raise SettingsError(f"setting walk_steps={self.walk_steps} must lie in [0, 100] (0 = automatic)")
         if self.max_mask_side < 16:
             raise SettingsError(f"setting max_mask_side={self.max_mask_side} must be at least 16")
+
+    @property
+    def cut_method(self) -> str:
+        """The method that runs: `auto` picks the best measured one for the encoder.
+
+        On the classic encoder's local features DiffCut's constant threshold over-segments;
+        the random walk's automatic threshold does not (docs/decisions/0003).
+        """
+        if self.method != "auto":
+            return self.method
+        return "walk" if self.encoder == "classic" else "diffcut"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

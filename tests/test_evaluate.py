@@ -51,6 +51,8 @@ def test_ods_pools_covering_and_ois_takes_the_best_per_image():
     assert s.pri.ois == pytest.approx(0.8)
     assert s.voi.ods == pytest.approx(1.5) and s.voi.ois == pytest.approx(1.0)
     assert s.n_images == 2
+    untuned = summarise([a, b], grid, default=0.1)
+    assert untuned.covering.untuned == pytest.approx(9 / 20) and untuned.voi.untuned == pytest.approx(2.0)
 
 
 @needs_bsds
@@ -84,7 +86,7 @@ def test_evaluate_command_runs_end_to_end_on_two_images(capsys):
                               "--tau-grid", "0.1,0.5", "--method", "diffcut"])
     assert args.handler(args) == 0
     out = capsys.readouterr().out
-    assert "images: 2" in out
+    assert "images: 2" in out and "untuned = at tau 0.5" in out
     covering = float(next(line for line in out.splitlines() if line.startswith("covering")).split()[2])
     assert 0.0 < covering <= 1.0
 

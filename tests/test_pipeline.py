@@ -1,15 +1,18 @@
 """Pipeline: image -> segment tree, nesting and partition invariants, progress, cancel."""
+import dataclasses
+
 import numpy as np
 import pytest
 import skimage.data
 import torch
 import torch.nn.functional as F
 
-from core.cut.hierarchy import label_tokens
+from core.cut.hierarchy import label_tokens, leaves_at
+from core.cut.methods import METHODS
 from core.errors import Cancelled
 from core.jobs import CancelToken
 from core.pipeline import RegionCutter, Segmenter, mask_shape, segment
-from core.refine import BilinearSampler, concept_assignment, pamr
+from core.refine import BilinearSampler, GuidedLabels, concept_assignment, pamr
 from core.settings import Settings
 from core.tree import History
 
@@ -44,9 +47,9 @@ def test_tree_nests_and_frontier_partitions_at_every_granularity(coffee_tree):
 
 
 def test_default_view_is_the_reference_concept_assignment(coffee):
-    settings = Settings(classic_tokens=32)
+    settings = Settings(classic_tokens=32, method="diffcut")
     seg = Segmenter(settings)
-    features = seg.encode(coffee)
+    features = dataclasses.replace(seg.encode(coffee), local=False)  # as diffusion features
     tree = seg.cut(coffee, features)
     from core.cut.methods import METHODS
     root = METHODS["diffcut"](features, settings, None)
@@ -137,3 +140,42 @@ def test_region_cutter_falls_back_to_colour_inside_one_token():
     labels = cutter(mask)
     cols = np.nonzero(mask)[1]
     assert labels is not None and len(np.unique(labels[cols < 32])) == 1 and labels[cols < 32][0] != labels[cols >= 32][0]
+
+
+def test_local_features_default_view_is_the_guided_token_labels(coffee):
+    settings = Settings(classic_tokens=32)
+    seg = Segmenter(settings)
+    features = seg.encode(coffee)
+    assert features.local and settings.cut_method == "walk"
+    tree = seg.cut(coffee, features)
+    root = METHODS["walk"](features, settings, None)
+    shown = leaves_at(root, settings.tau)
+    expected = GuidedLabels(coffee, features.grid).assign([leaf.tokens for leaf in shown],
+                                                          np.arange(200 * 300)).reshape(200, 300)
+    labels, _ = tree.frontier_labels()
+    pairs = np.unique(np.stack([labels.ravel(), expected.ravel()]), axis=1)
+    assert pairs.shape[1] == len(np.unique(labels)) == len(shown)
+
+
+def test_guided_labels_follow_a_colour_edge_inside_a_token_cell():
+    image = np.zeros((40, 40, 3), np.uint8)
+    image[:, 17:] = 255                       # the edge lies inside the third token column
+    groups = [np.array([r * 5 + c for r in range(5) for c in range(2)]),
+              np.array([r * 5 + c for r in range(5) for c in range(2, 5)])]
+    choice = GuidedLabels(image, (5, 5)).assign(groups, np.arange(40 * 40)).reshape(40, 40)
+    # bilinear label upsampling alone would put the boundary at column 16, between the cells
+    assert (choice[:, :17] == 0).all() and (choice[:, 17:] == 1).all()
+
+
+def test_guided_labels_on_a_flat_image_are_the_bilinear_label_upsampling():
+    rng = np.random.default_rng(3)
+    token_labels = rng.integers(0, 4, (6, 9))
+    groups = [np.flatnonzero(token_labels.ravel() == k) for k in range(4)]
+    flat = np.full((48, 72, 3), 128, np.uint8)
+    choice = GuidedLabels(flat, (6, 9)).assign(groups, np.arange(48 * 72)).reshape(48, 72)
+    onehot = F.one_hot(torch.from_numpy(token_labels), 4).permute(2, 0, 1)[None].float()
+    up = F.interpolate(onehot, size=(48, 72), mode="bilinear", align_corners=False)[0]
+    best = up.max(dim=0).values
+    ties = (up >= best - 1e-6).sum(dim=0) > 1
+    assert (choice == up.argmax(dim=0).numpy())[~ties.numpy()].all()
+    assert up.numpy()[choice, np.arange(48)[:, None], np.arange(72)[None]].min() > 0

@@ -1,4 +1,4 @@
-"""`evaluate bsds --data DIR [--split val --encoder --method --limit N --tau-grid ...]`."""
+"""`evaluate bsds --data DIR [--split val --limit N --tau-grid ... and the segment settings]`."""
 from __future__ import annotations
 
 import argparse
@@ -12,8 +12,8 @@ import numpy as np
 from core.errors import CutTreeError
 from core.evaluate import LabelsAt, bsds_images, default_granularities, evaluate_bsds, format_table
 from core.jobs import CancelToken
-from core.safe_json import load_json
-from core.settings import ENCODERS, METHODS, Settings
+from core.cli.settings_args import add_settings_arguments, settings_from_args
+from core.settings import Settings
 
 #: where the shared data lives next to a checkout (the repository's parent holds shared/)
 DEFAULT_BSDS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "bsds500"
@@ -31,13 +31,11 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_BSDS,
                         help=f"BSDS500 folder with images/ and groundTruth/ (default {DEFAULT_BSDS})")
     parser.add_argument("--split", default="val")
-    parser.add_argument("--encoder", choices=ENCODERS, default=Settings.encoder)
-    parser.add_argument("--method", choices=METHODS, default=Settings.method)
     parser.add_argument("--limit", type=int, default=0, help="score only the first N images (0 = all)")
     parser.add_argument("--tau-grid", default="",
                         help="granularities to sweep: 'a,b,c' or 'start:stop:count' "
                              "(default 40 steps up to tau_max)")
-    parser.add_argument("--settings", type=Path, help="a settings JSON file to start from")
+    add_settings_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -75,21 +73,21 @@ def pipeline_hierarchy(settings: Settings, cancel: Optional[CancelToken] = None)
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the table; 0 on success, 1 on a user-facing error."""
     try:
-        base = Settings.from_dict(load_json(args.settings)) if args.settings else Settings()
-        settings = base.replace(encoder=args.encoder, method=args.method)
-        grid = parse_grid(args.tau_grid, settings.tau_max)
+        settings = settings_from_args(args)
+        grid = sorted(set(parse_grid(args.tau_grid, settings.tau_max)) | {settings.tau})
         items = bsds_images(args.data, args.split)
         if args.limit < 0:
             raise CutTreeError("--limit must be 0 (all) or a positive number of images")
         items = items[:args.limit] if args.limit else items
         started = time.perf_counter()
-        summary, _ = evaluate_bsds(items, pipeline_hierarchy(settings), grid, progress=_print_progress)
+        summary, _ = evaluate_bsds(items, pipeline_hierarchy(settings), grid, progress=_print_progress,
+                                   default=settings.tau)
         seconds = (time.perf_counter() - started) / len(items)
     except CutTreeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    title = (f"BSDS500 {args.split}: encoder {settings.encoder}, method {settings.method}, "
-             f"{len(grid)} granularities, {seconds:.2f} s/image")
+    title = (f"BSDS500 {args.split}: encoder {settings.encoder}, method {settings.cut_method}, "
+             f"{len(grid)} granularities, untuned = at tau {settings.tau}, {seconds:.2f} s/image")
     print(format_table(summary, title))
     return 0
 

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             tqdm.write(f"error: {exc}", file=sys.stderr)
     done = len(images) - len(failed)
     print(f"{done} of {len(images)} images segmented into {args.out} "
-          f"with the {segmenter.encoder.name} encoder and the {settings.method} method"
+          f"with the {segmenter.encoder.name} encoder and the {settings.cut_method} method"
           + (f"; {len(failed)} failed" if failed else ""), file=sys.stderr)
     return 1 if failed else 0
 

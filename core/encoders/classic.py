@@ -22,10 +22,13 @@ PIXELS_PER_TOKEN = 8
 N_FOURIER = 384
 #: Kernel widths, after DiffCut's ^alpha (alpha=10) sharpening: a Lab difference of about
 #: COLOR_SCALE/sqrt(alpha/2), or a distance of POSITION_SCALE/sqrt(alpha/2) of the image
-#: diagonal, halves the affinity of two tokens.
-COLOR_SCALE = 28.0
+#: diagonal, halves the affinity of two tokens. The kernels are local (a few tokens apart):
+#: the random walk then spreads affinity along similar regions, which measured best on
+#: BSDS500 (docs/decisions/0003-classic-pixel-step.md; the wide kernels of the first
+#: version, colour 28 and position 0.9, scored 0.47 covering).
+COLOR_SCALE = 10.0
 TEXTURE_SCALE = 3.0
-POSITION_SCALE = 0.9
+POSITION_SCALE = 0.05
 
 
 def token_grid(height: int, width: int, long_side: int) -> tuple[int, int]:
@@ -40,7 +43,7 @@ class ClassicEncoder:
 
     name = "classic"
 
-    def __init__(self, tokens_long_side: int = 64, seed: int = 0) -> None:
+    def __init__(self, tokens_long_side: int = 32, seed: int = 0) -> None:
         self.tokens_long_side = tokens_long_side
         self.seed = seed
 
@@ -56,7 +59,8 @@ class ClassicEncoder:
         check_cancel(cancel)
         tokens = fourier_features(cues, N_FOURIER, self.seed)
         report(progress, "encode", 1.0)
-        return Features(tokens.reshape(h, w, -1), image_size=image.shape[:2], encoder="classic")
+        return Features(tokens.reshape(h, w, -1), image_size=image.shape[:2], encoder="classic",
+                        local=True)
 
 
 def token_cues(small: np.ndarray, grid: tuple[int, int]) -> np.ndarray:

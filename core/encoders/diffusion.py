@@ -55,9 +55,9 @@ class DiffusionEncoder:
         """The encoder for `settings`; attention maps are computed only for methods that use them."""
         return cls(model=settings.model, device=settings.device, dtype=settings.dtype,
                    resize_mode=settings.resize_mode, timestep=settings.timestep, seed=settings.seed,
-                   with_attention=settings.method in ATTENTION_METHODS, allow_download=settings.allow_download,
+                   with_attention=settings.cut_method in ATTENTION_METHODS, allow_download=settings.allow_download,
                    cache_dir=settings.cache_dir, cache_size_mb=settings.cache_size_mb,
-                   add_noise=settings.method not in CLEAN_LATENT_METHODS)
+                   add_noise=settings.cut_method not in CLEAN_LATENT_METHODS)
 
     @property
     def name(self) -> str:
