@@ -284,15 +284,18 @@ class Autosaver:
 
     An image is saved once `delay_s` has passed without further edits to it, or at the latest
     `max_wait_s` after its first unsaved edit; `flush` saves everything now (on close or image
-    switch). `clock` is injectable so the timing is testable without sleeping.
+    switch). `clock` is injectable so the timing is testable without sleeping; `save` replaces
+    `project.save_tree` (the GUI passes one that writes on a background thread).
     """
 
     def __init__(self, project: Project, delay_s: float = 0.5, max_wait_s: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 save: Optional[Callable[[int, SegmentTree, Optional[History]], None]] = None) -> None:
         self.project = project
         self.delay_s = delay_s
         self.max_wait_s = max_wait_s
         self.clock = clock
+        self.save = save or project.save_tree
         self._pending: dict[int, tuple[SegmentTree, Optional[History], float, float]] = {}
 
     def touch(self, image_id: int, tree: SegmentTree, history: Optional[History] = None) -> None:
@@ -328,6 +331,6 @@ class Autosaver:
     def _save(self, image_ids: list[int]) -> list[int]:
         for image_id in image_ids:
             tree, history, _, _ = self._pending[image_id]
-            self.project.save_tree(image_id, tree, history)   # on failure the image stays pending
+            self.save(image_id, tree, history)   # on failure the image stays pending
             del self._pending[image_id]
         return image_ids

@@ -19,6 +19,7 @@ from core.project import Autosaver, Category, Project
 from core.settings import Settings
 from core.tree import Edit, TreeEditError
 from gui import overlay
+from gui.autosave import BackgroundWriter
 from gui.canvas import BRUSH, ERASER, SELECT, Canvas
 from gui.categories import default_categories
 from gui.category_panel import CategoryPanel
@@ -55,6 +56,7 @@ class MainWindow(QMainWindow):
         self.opacity = 0.45
         self.project: Optional[Project] = None
         self.autosaver: Optional[Autosaver] = None
+        self.writer: Optional[BackgroundWriter] = None
         self.categories: list[Category] = default_categories()
         self.worker = WorkerThread(segment)
         self.undo_group = QUndoGroup(self)
@@ -733,8 +735,11 @@ class MainWindow(QMainWindow):
         return project
 
     def _attach_project(self, project: Project) -> None:
+        self._close_writer()
         self.project = project
-        self.autosaver = Autosaver(project)
+        self.writer = BackgroundWriter(project)
+        self.writer.failed.connect(self._autosave_failed)
+        self.autosaver = Autosaver(project, save=self.writer.save)
         self.setWindowTitle(f"CutTree — {project.folder}")
 
     def save(self) -> None:
@@ -758,8 +763,27 @@ class MainWindow(QMainWindow):
         self.stage.setText(f"saved {self.project.folder}")
 
     def flush_autosave(self) -> None:
-        if self.autosaver is not None:
+        """Save every pending image now and wait until the files are written."""
+        if self.autosaver is not None and self.writer is not None:
             self.autosaver.flush()
+            self.writer.wait()
+
+    def autosave_idle(self) -> bool:
+        """Nothing waits to be saved and no file is being written."""
+        return self.autosaver is None or (not self.autosaver.pending() and self.writer.idle())
+
+    def _autosave_failed(self, image_id: int, message: str) -> None:
+        """A background write failed: say so, and try that image again later."""
+        self.stage.setText(f"autosave failed: {message}")
+        doc = next((d for d in self.docs if d.project_id == image_id and d.tree is not None), None)
+        if doc is not None and self.autosaver is not None:
+            self.autosaver.touch(image_id, doc.tree)
+            self._schedule_autosave()
+
+    def _close_writer(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
 
     def _schedule_autosave(self) -> None:
         due = self.autosaver.seconds_until_due() if self.autosaver else None
@@ -847,6 +871,7 @@ class MainWindow(QMainWindow):
             self.flush_autosave()
         except (OSError, CutTreeError) as exc:
             QMessageBox.critical(self, "Autosave failed", str(exc))
+        self._close_writer()
         self.qsettings.setValue("window/geometry", self.saveGeometry())
         self.qsettings.setValue("window/state", self.saveState())
         self.worker.stop()

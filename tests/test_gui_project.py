@@ -9,7 +9,7 @@ from pycocotools.coco import COCO
 from pycocotools import mask as mask_utils
 from PySide6.QtCore import Qt, QTimer
 
-from gui import exporting
+from gui import autosave, exporting
 from gui.dialogs.export_dialog import ExportDialog
 from tests.gui_helpers import make_window, wait_segmented, write_sample
 
@@ -34,7 +34,7 @@ def test_new_project_autosave_and_reopen(qtbot, tmp_path):
     tree = window.doc.tree
     window.set_selection(tree.frontier()[3:4])
     window.toggle_ignore()                       # an edit after the save: autosave must catch it
-    qtbot.waitUntil(lambda: not window.autosaver.pending(), timeout=10_000)
+    qtbot.waitUntil(window.autosave_idle, timeout=10_000)
     expected = (tree.frontier(), {n: tree.effective_category(n) for n in tree.frontier()},
                 {n: tree.nodes[n].ignored for n in tree.frontier()}, tree.atom_map.copy())
 
@@ -49,6 +49,21 @@ def test_new_project_autosave_and_reopen(qtbot, tmp_path):
             {n: again.nodes[n].ignored for n in again.frontier()}) == expected[:3]
     assert np.array_equal(again.atom_map, expected[3])
     assert [c.name for c in other.categories] == [c.name for c in window.categories]
+
+
+def test_autosave_writes_off_the_gui_thread(qtbot, tmp_path, monkeypatch):
+    window = labelled_window(qtbot, tmp_path)
+    project = window.new_project(tmp_path / "project")
+    threads = []
+    real_write = autosave.atomic_write_npz
+    monkeypatch.setattr(autosave, "atomic_write_npz",
+                        lambda *a: (threads.append(threading.current_thread()), real_write(*a)))
+    window.set_selection(window.doc.tree.frontier()[:1])
+    window.toggle_ignore()
+    qtbot.waitUntil(lambda: bool(threads) and window.autosave_idle(), timeout=10_000)
+    assert threads[0] is not threading.main_thread()
+    saved = project.load_tree(window.doc.project_id).tree
+    assert saved.nodes[window.selection[0]].ignored
 
 
 def run_export(qtbot, monkeypatch, window, out):
