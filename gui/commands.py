@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+import numpy as np
 from PySide6.QtGui import QUndoCommand
 
-from core.tree import Edit, SegmentTree
+from core.tree import Edit, Node, SegmentTree
 
 GRANULARITY_ID = 1
 
@@ -50,16 +51,25 @@ class GranularityCommand(TreeEditCommand):
 
 
 def changed_rows(tree: SegmentTree, edits: Sequence[Edit]) -> set[int]:
-    """Nodes whose layer-panel row may show something new after these edits: the nodes they
-    touched, and the sub-regions of a relabelled node (they show the inherited category)."""
+    """Nodes whose layer-panel row may show something new after these edits: the nodes whose
+    shown values changed (not merely expanded or collapsed: the panel compares the frontier
+    itself), and the sub-regions of a relabelled node (they show the inherited category)."""
     rows: set[int] = set()
     for edit in edits:
         for nid, before in edit.before.items():
             after = edit.after.get(nid)
-            rows.add(nid)
             if before is None or after is None or before.category != after.category:
+                rows.add(nid)
                 rows.update(tree.descendants(nid) if nid in tree.nodes else ())
+            elif _shown_values_differ(before, after):
+                rows.add(nid)
     return rows
+
+
+def _shown_values_differ(before: Node, after: Node) -> bool:
+    return (before.name != after.name or before.ignored != after.ignored or before.visible != after.visible
+            or before.color != after.color or before.cost != after.cost
+            or not np.array_equal(before.atoms, after.atoms))
 
 
 def changes_structure(edits: Sequence[Edit]) -> bool:

@@ -36,7 +36,7 @@ _FLAGS = {  # (is the root, is column 0) -> flags
 }
 _RIGHT = int((Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter).value)
 _GREY = QColor(128, 128, 128)
-PARTIAL_REFRESH_MAX = 200     # more changed rows than this: repaint the whole panel at once
+PARTIAL_REFRESH_MAX = 64      # more changed rows than this: one repaint of the whole panel is cheaper
 
 
 class LayerModel(QAbstractItemModel):
