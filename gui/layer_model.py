@@ -73,15 +73,14 @@ class LayerModel(QAbstractItemModel):
         if self.tree is None:
             return
         frontier = set(self.tree.frontier())
-        if node_ids is None or len(node_ids) > PARTIAL_REFRESH_MAX:
-            self._frontier = frontier
+        rows = None if node_ids is None else (node_ids | (frontier ^ self._frontier)) & self.tree.nodes.keys()
+        self._frontier = frontier
+        if rows is None or len(rows) > PARTIAL_REFRESH_MAX:
             self._rows.clear()
             root = self.index(0, 0)
             self.dataChanged.emit(root, root.siblingAtColumn(len(COLUMNS) - 1))
             self.values_changed()
             return
-        rows = (node_ids | (frontier ^ self._frontier)) & self.tree.nodes.keys()
-        self._frontier = frontier
         for nid in rows:
             self._rows.pop(nid, None)
             self.dataChanged.emit(self.index_of(nid), self.index_of(nid, len(COLUMNS) - 1))
