@@ -45,6 +45,8 @@ SHORTCUTS: dict[str, tuple[str, tuple[str, ...], str]] = {
 EXTRA_HELP = (
     ("1 … 9", "label the selection with category 1 … 9"),
     ("click / Shift+click / Ctrl+click", "select a region / add it to the selection"),
+    ("drag (brush or eraser)", "paint into / erase from the selected region; one undo step per stroke"),
+    ("drag rows in the Layers panel", "move regions under the row they are dropped on"),
     ("Ctrl+wheel", "zoom around the cursor"),
     ("middle drag, Space+drag", "pan"),
 )
