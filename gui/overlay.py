@@ -1,9 +1,10 @@
 """Pixels for the canvas layers: the frontier overlay with borders, and selection/hover masks.
 
 Everything is a per-atom lookup table gathered through the atom map (`lut[atom_map]`, one
-4-byte or 1-byte gather per pixel). The overlay is a persistent buffer redrawn only over the
-bounding box of the atoms whose region or colour changed; selection outlines come from the
-precomputed list of pixel pairs that straddle two atoms (`AtomEdges`).
+4-byte or 1-byte gather per pixel). The overlay is a persistent buffer in which an edit
+redraws only the pixels of the atoms whose region or colour changed (each atom's pixels are
+listed once per atom map, `AtomGeometry`); borders and selection outlines come from the
+precomputed list of pixel pairs that straddle two atoms.
 """
 from __future__ import annotations
 
@@ -94,8 +95,10 @@ class FrontierOverlay:
 
     Each region is drawn in its category colour (or its own) with a border where two regions
     meet. `update` compares each atom's owner and colour with the last drawing and redraws
-    only the bounding box of the atoms that changed (a merge, a label, an undo touch one or
-    two regions, not the image); a new tree or atom map redraws everything.
+    only the pixels of the atoms that changed and the borders next to them (a merge, a label,
+    an undo touch one or two regions, not the image); it returns their bounding box, the
+    part of the canvas to repaint. A new tree or atom map, or a change to most of the image,
+    is one full gather instead.
     """
 
     def __init__(self) -> None:
