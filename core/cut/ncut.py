@@ -75,26 +75,29 @@ def second_eigenvector(affinity: np.ndarray) -> np.ndarray:
 def best_bipartition(affinity: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, float]:
     """The split `v > t` with the smallest NCut over evenly spaced thresholds t.
 
-    Candidates are linspace(0.99 min v, 0.99 max v, 100); ties go to the first. NCut of
-    each candidate is cut/vol(A) + cut/vol(B), computed for every prefix of the nodes
-    sorted by v (descending) in O(n^2), then looked up per threshold.
+    Candidates are linspace(0.99 min v, 0.99 max v, 100); ties go to the first. Each
+    candidate keeps the top-m nodes of v for some m; with the nodes sorted by v, the block
+    sums of the affinity between consecutive candidate sizes (one pass over the matrix)
+    give assoc(S_m, S_m) and vol(S_m) for every candidate, hence cut/vol(A) + cut/vol(B).
     """
-    w = np.asarray(affinity, dtype=np.float64)
     n = len(v)
-    order = np.argsort(-v, kind="stable")
-    ws = w[np.ix_(order, order)]
-    deg = ws.sum(axis=1)
-    vol_total = deg.sum()
-    below = np.cumsum(ws, axis=1)
-    inner = np.diagonal(ws) + 2 * np.concatenate([[0.0], below[np.arange(1, n), np.arange(n - 1)]])
-    assoc = np.concatenate([[0.0], np.cumsum(inner)])     # assoc(S_m, S_m) for the top-m set
-    vol = np.concatenate([[0.0], np.cumsum(deg)])
-    cut = vol - assoc
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ncut_by_size = cut / vol + cut / (vol_total - vol)
     thresholds = np.linspace(0.99 * v.min(), 0.99 * v.max(), N_THRESHOLDS)
     sizes = n - np.searchsorted(np.sort(v), thresholds, side="right")
-    values = np.where((sizes > 0) & (sizes < n), ncut_by_size[sizes], np.inf)
+    inner = np.unique(sizes[(sizes > 0) & (sizes < n)])
+    if not len(inner):
+        return v > thresholds[0], math.inf
+    order = np.argsort(-v, kind="stable")
+    ws = np.asarray(affinity)[np.ix_(order, order)]
+    starts = np.concatenate([[0], inner])
+    rows = np.add.reduceat(ws, starts, axis=0, dtype=np.float64)
+    blocks = np.add.reduceat(rows, starts, axis=1)             # (k+1, k+1) block sums
+    assoc = np.cumsum(np.cumsum(blocks, axis=0), axis=1).diagonal()[:-1]
+    vol = np.cumsum(blocks.sum(axis=1))[:-1]
+    vol_total = blocks.sum()
+    cut = vol - assoc
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ncut_of = dict(zip(inner.tolist(), cut / vol + cut / (vol_total - vol)))
+    values = np.array([ncut_of.get(int(m), np.inf) for m in sizes])
     best = int(np.argmin(values))
     return v > thresholds[best], float(values[best])
 
