@@ -152,27 +152,34 @@ class GuidedLabels:
     """
 
     def __init__(self, image: np.ndarray, grid: tuple[int, int], sigma: float = 8.0) -> None:
-        from PIL import Image
-        from skimage.color import rgb2lab
         self.grid, self.shape = grid, image.shape[:2]
-        self.lab = rgb2lab(image).astype(np.float32).reshape(-1, 3)
-        cells = np.asarray(Image.fromarray(image).resize((grid[1], grid[0]), Image.Resampling.BOX))
-        self.token_lab = rgb2lab(cells).astype(np.float32).reshape(-1, 3)
-        self.sigma = sigma
-        self._sampler = BilinearSampler(grid, self.shape)
+        self.image, self.sigma = image, sigma
+        self._table: Optional[tuple[np.ndarray, np.ndarray]] = None
 
-    def _neighbours(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(n, 4) token ids around each pixel and their colour-guided bilinear weights."""
-        s, w = self._sampler, self.grid[1]
-        rows, cols = np.divmod(pixels, self.shape[1])
-        ys = (s.y0[rows], s.y1[rows])
-        xs = (s.x0[cols], s.x1[cols])
-        wy = (1 - s.fy[rows], s.fy[rows])
-        wx = (1 - s.fx[cols], s.fx[cols])
-        ids = np.stack([ys[a] * w + xs[b] for a in (0, 1) for b in (0, 1)], axis=1)
-        weights = np.stack([wy[a] * wx[b] for a in (0, 1) for b in (0, 1)], axis=1)
-        dist2 = ((self.lab[pixels, None, :] - self.token_lab[ids]) ** 2).sum(-1)
-        return ids, weights * np.exp(dist2 / np.float32(-2 * self.sigma ** 2))
+    def _neighbours(self) -> tuple[np.ndarray, np.ndarray]:
+        """(H*W, 4) token ids around every pixel and their colour-guided bilinear weights.
+
+        Computed once (about 25 MB at 1024x768) so that descending the tree only gathers.
+        """
+        if self._table is None:
+            from PIL import Image
+            from skimage.color import rgb2lab
+            s, w = BilinearSampler(self.grid, self.shape), self.grid[1]
+            cells = Image.fromarray(self.image).resize((w, self.grid[0]), Image.Resampling.BOX)
+            token_lab = rgb2lab(np.asarray(cells)).astype(np.float32).reshape(-1, 3)
+            lab = rgb2lab(self.image).astype(np.float32)
+            ys, wy = (s.y0, s.y1), (1 - s.fy, s.fy)
+            xs, wx = (s.x0, s.x1), (1 - s.fx, s.fx)
+            ids, weights = [], []
+            for a in (0, 1):
+                for b in (0, 1):
+                    tid = (ys[a][:, None] * w + xs[b][None, :]).astype(np.int32)
+                    dist2 = ((lab - token_lab[tid]) ** 2).sum(-1)
+                    ids.append(tid.ravel())
+                    weights.append((wy[a][:, None] * wx[b][None, :]
+                                    * np.exp(dist2 / np.float32(-2 * self.sigma ** 2))).ravel())
+            self._table = np.stack(ids, axis=1), np.stack(weights, axis=1).astype(np.float32)
+        return self._table
 
     def assign(self, groups: Sequence[np.ndarray], pixels: np.ndarray) -> np.ndarray:
         """Index into `groups` (disjoint token-id arrays) chosen for each flat pixel index.
@@ -183,15 +190,18 @@ class GuidedLabels:
         group_of = np.full(self.grid[0] * self.grid[1], -1, dtype=np.int64)
         for k, ids in enumerate(groups):
             group_of[ids] = k
-        ids, weights = self._neighbours(pixels)
-        member = group_of[ids]
-        weights = np.where(member >= 0, weights + np.float32(1e-12), 0)  # ties stay inside the groups
+        table_ids, table_weights = self._neighbours()
+        member = group_of[table_ids[pixels]]
+        choice = member[:, 0].copy()
+        mixed = np.flatnonzero((member != member[:, :1]).any(axis=1) | (choice < 0))
+        member = member[mixed]
+        weights = np.where(member >= 0, table_weights[pixels[mixed]] + np.float32(1e-12), 0)
         # each of the four candidates scores the summed weight of the neighbours in its group
-        same = member[:, :, None] == member[:, None, :]
-        scores = (same * weights[:, None, :]).sum(axis=2)
+        scores = ((member[:, :, None] == member[:, None, :]) * weights[:, None, :]).sum(axis=2)
         best = scores.argmax(axis=1)
-        choice = member[np.arange(len(pixels)), best]
-        lost = np.flatnonzero(scores[np.arange(len(pixels)), best] <= 0)
+        rows = np.arange(len(mixed))
+        choice[mixed] = member[rows, best]
+        lost = mixed[scores[rows, best] <= 0]
         if len(lost):
             choice[lost] = self._nearest_group(group_of, pixels[lost])
         return choice

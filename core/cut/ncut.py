@@ -46,11 +46,13 @@ def cosine_affinity(tokens: np.ndarray, alpha: float) -> np.ndarray:
     return sim ** np.float32(alpha)
 
 
-def second_eigenvector(affinity: np.ndarray) -> np.ndarray:
+def second_eigenvector(affinity: np.ndarray, tol: float = 1e-10) -> np.ndarray:
     """The second-smallest generalized eigenvector of (D - W) v = lambda D v, sign-fixed.
 
     Solved as the top eigenvector of D^-1/2 W D^-1/2 deflated by its known top eigenvector
     sqrt(d); the sign makes the largest-magnitude entry positive (as the reference).
+    `tol` is Lanczos' relative accuracy: tight by default for parity with the reference's
+    dense solver; methods without a reference may loosen it.
     """
     m = np.array(affinity, dtype=np.float64)
     n = m.shape[0]
@@ -65,7 +67,7 @@ def second_eigenvector(affinity: np.ndarray) -> np.ndarray:
         op = LinearOperator((n, n), dtype=np.float64, matvec=lambda x: m @ x - top * (top @ x))
         start = np.random.default_rng(n).standard_normal(n)
         try:
-            u = eigsh(op, k=1, which="LA", v0=start, tol=1e-10, maxiter=20 * n)[1][:, 0]
+            u = eigsh(op, k=1, which="LA", v0=start, tol=tol, maxiter=20 * n)[1][:, 0]
         except ArpackNoConvergence:
             u = eigh(m, subset_by_index=[n - 2, n - 2])[1][:, 0]
     v = u * inv_sqrt

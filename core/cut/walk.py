@@ -44,6 +44,8 @@ from core.settings import Settings
 SPREAD = 0.1
 MAX_STEPS = 20
 AUTO_RATIO = 0.25
+#: Lanczos accuracy: no reference to match, and 100 thresholds need far less than 1e-10
+EIGEN_TOL = 1e-6
 #: the granularity at which the automatic threshold sits (the default tau)
 REFERENCE_GRANULARITY = Settings.tau
 
@@ -125,7 +127,7 @@ def partition_ncut(w: np.ndarray, side: np.ndarray) -> float:
 
 def split_ratio(w: np.ndarray, null: np.ndarray) -> tuple[np.ndarray, float]:
     """The best NCut split of `w`, and its NCut relative to the same split's on the null graph."""
-    side, ncut = best_bipartition(w, second_eigenvector(w))
+    side, ncut = best_bipartition(w, second_eigenvector(w, tol=EIGEN_TOL))
     if not (side.any() and (~side).any() and math.isfinite(ncut)):
         return side, math.inf
     return side, ncut / max(partition_ncut(null, side), 1e-12)
