@@ -67,7 +67,8 @@ def measure(app: QApplication, window: MainWindow, runs: int) -> dict[str, list[
     tree = window.doc.tree
     rng = np.random.default_rng(0)
     out: dict[str, list[tuple[float, float]]] = {k: [] for k in
-                                   ("baseline: full redraw", "select", "merge", "split", "relabel", "undo", "granularity")}
+                                   ("baseline: full redraw", "select", "merge", "split", "relabel", "undo", "granularity",
+                                    "brush stroke")}
     window.granularity.setValue(window.granularity.maximum() // 2)
     for run in range(runs):
         front = tree.frontier()
@@ -76,8 +77,10 @@ def measure(app: QApplication, window: MainWindow, runs: int) -> dict[str, list[
         out["select"].append(timed(app, lambda: window.set_selection([a])))
         parent = tree.nodes[a].parent
         siblings = [c for c in tree.nodes[parent].children if tree.is_frontier(c)] if parent is not None else []
-        if len(siblings) >= 2:
-            window.set_selection(siblings[:2])
+        # siblings collapse their parent; otherwise two regions form a new group (a structure change)
+        pair = siblings[:2] if len(siblings) >= 2 else [a, front[rng.integers(len(front))]]
+        if len(set(pair)) == 2:
+            window.set_selection(pair)
             out["merge"].append(timed(app, window.merge_selection))
             out["undo"].append(timed(app, window.undo_group.undo))
         inner = [n for n in tree.frontier() if tree.nodes[n].children]
@@ -89,7 +92,19 @@ def measure(app: QApplication, window: MainWindow, runs: int) -> dict[str, list[
         out["relabel"].append(timed(app, lambda: window.label_by_key(1 + run % 9)))
         value = int(rng.integers(window.granularity.maximum()))
         out["granularity"].append(timed(app, lambda: window.granularity.setValue(value)))
+        out["brush stroke"].append(timed(app, lambda: brush_stroke(window, a, rng)))
+        window.undo_group.undo()
     return out
+
+
+def brush_stroke(window: MainWindow, region: int, rng: np.random.Generator) -> None:
+    """What releasing a 60-pixel brush stroke (radius 12) does: paint into `region`, redraw."""
+    window.set_selection([region])
+    window.set_tool("brush")
+    row, col = rng.integers(60, SIDE - 60, size=2)
+    points = np.stack([np.full(5, row), col + np.linspace(-30, 30, 5)], axis=1).astype(float)
+    window.canvas.stroked.emit(points, 12.0)
+    window.set_tool("select")
 
 
 def main() -> None:

@@ -455,9 +455,17 @@ class SegmentTree:
             node = parent
 
     def _recompute_atoms_and_tidy(self) -> None:
-        """Recompute atoms bottom-up; drop empty internal nodes, splice single-child ones."""
-        order = [self.root] + self.descendants(self.root)
-        for nid in reversed(order):
+        """Recompute atoms bottom-up; splice single-child nodes.
+
+        Only the nodes this edit touched and their ancestors can have changed children, so only
+        they are visited (deepest first): a merge or a regroup costs its paths, not the tree.
+        """
+        assert self._rec is not None
+        affected: set[int] = set()
+        for nid in self._rec.before:
+            if nid in self.nodes:
+                affected.update([nid, *self.ancestors(nid)])
+        for nid in sorted(affected, key=self.depth, reverse=True):
             node = self.nodes.get(nid)
             if node is None or not node.children:
                 continue

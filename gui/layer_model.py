@@ -1,8 +1,9 @@
 """The cut tree as a QAbstractItemModel for the layer panel (one row per node).
 
 Columns: name (with colour swatch and visibility checkbox), category, area, NCut cost.
-Frontier nodes (the segments shown) are bold. The model is reset after each edit (a tree of
-a few hundred atoms has under a thousand nodes; the view keeps expansion via the panel).
+Frontier nodes (the segments shown) are bold. An edit refreshes only the rows whose values
+changed (`refresh_values`); one that adds, removes or moves nodes is a layout change
+(`restructure`), so the view keeps its expansion and selection; a new tree resets the model.
 Rows can be dragged onto another row: the drop asks `on_regroup(node ids, new parent)` to
 move them there (the window makes that an undoable `SegmentTree.regroup`).
 """
@@ -64,6 +65,20 @@ class LayerModel(QAbstractItemModel):
         self._parent_index.clear()
         self.endResetModel()
 
+    def restructure(self) -> None:
+        """Nodes were added, removed or moved: a layout change, not a reset, so the view keeps
+        which nodes are expanded and selected (its persistent indexes follow the node ids)."""
+        if self.tree is None:
+            return
+        self.layoutAboutToBeChanged.emit()
+        self._frontier = set(self.tree.frontier())
+        self._rows.clear()
+        self._row_in_parent.clear()
+        self._parent_index.clear()
+        old = self.persistentIndexList()
+        self.changePersistentIndexList(old, [self.index_of(i.internalId(), i.column()) for i in old])
+        self.layoutChanged.emit()
+
     def refresh_values(self, node_ids: Optional[set[int]] = None) -> None:
         """Node values changed but not the structure: keep rows, re-read what they show.
 
@@ -94,9 +109,9 @@ class LayerModel(QAbstractItemModel):
             return QModelIndex()
         if not parent.isValid():
             return self.createIndex(row, column, self.tree.root) if row == 0 else QModelIndex()
-        children = self.tree.nodes[parent.internalId()].children
-        if 0 <= row < len(children):
-            return self.createIndex(row, column, children[row])
+        node = self.tree.nodes.get(parent.internalId())      # None: a stale index during restructure
+        if node is not None and 0 <= row < len(node.children):
+            return self.createIndex(row, column, node.children[row])
         return QModelIndex()
 
     def parent(self, index: Index = QModelIndex()) -> QModelIndex:  # type: ignore[override]
@@ -105,7 +120,10 @@ class LayerModel(QAbstractItemModel):
         nid = index.internalId()
         found = self._parent_index.get(nid)
         if found is None:
-            parent = self.tree.nodes[nid].parent
+            node = self.tree.nodes.get(nid)
+            if node is None:
+                return QModelIndex()
+            parent = node.parent
             found = QModelIndex() if parent is None else self.createIndex(self._row_of(parent), 0, parent)
             self._parent_index[nid] = found
         return found
@@ -115,9 +133,8 @@ class LayerModel(QAbstractItemModel):
             return 0
         if not parent.isValid():
             return 1
-        if parent.column() != 0:
-            return 0
-        return len(self.tree.nodes[parent.internalId()].children)
+        node = self.tree.nodes.get(parent.internalId())
+        return 0 if node is None or parent.column() != 0 else len(node.children)
 
     def columnCount(self, parent: Index = QModelIndex()) -> int:
         return len(COLUMNS)
@@ -181,6 +198,8 @@ class LayerModel(QAbstractItemModel):
         nid = index.internalId()
         row = self._rows.get(nid)
         if row is None:
+            if nid not in self.tree.nodes:
+                return None
             row = self._rows[nid] = self._row_values(nid)
         values = row.get(int(role))
         return None if values is None else values[index.column()]

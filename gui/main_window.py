@@ -405,8 +405,10 @@ class MainWindow(QMainWindow):
         colors = {c.id: c.color for c in self.categories}
         box = self.frontier_overlay.update(tree, colors, self.opacity)
         self.canvas.set_overlay(self.frontier_overlay.pixels, box)
-        if structure_changed or self.layer_model.tree is not tree:
+        if self.layer_model.tree is not tree:
             self.layer_model.set_tree(tree)
+        elif structure_changed:
+            self.layer_model.restructure()
         else:
             self.layer_model.refresh_values(rows)
         if self._selection_key() != self._drawn_selection:

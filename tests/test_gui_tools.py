@@ -135,3 +135,22 @@ def test_category_manager_adds_renames_recolours_reorders_and_deletes(qtbot, tmp
     assert tree.effective_category(region) == added.id   # the region's label comes back with undo
     assert panel.add("other").id > added.id               # an id still used by a region is not reused
 
+
+
+def test_layer_panel_keeps_its_expansion_across_structure_changes(qtbot, tmp_path):
+    window = segmented_window(qtbot, tmp_path)
+    tree, panel, model = window.doc.tree, window.layers, window.layer_model
+    front = tree.frontier()
+    kept = next(n for n in tree.nodes.values() if n.children and n.id != tree.root).id
+    panel.expand(model.index_of(kept))
+    a, b = front[0], front[-1]
+    window.set_selection([a, b])
+    window.merge_selection()                        # not siblings: a new group node (structure change)
+    tree.check_invariants()
+    group = window.selection[0]
+    assert tree.nodes[group].children == [a, b]
+    assert model.index_of(a).parent() == model.index_of(group)
+    assert kept not in tree.nodes or panel.isExpanded(model.index_of(kept))
+    key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert group not in tree.nodes and model.index_of(a).parent() != model.index_of(group)
+    assert kept not in tree.nodes or panel.isExpanded(model.index_of(kept))
