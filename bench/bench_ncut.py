@@ -65,7 +65,7 @@ def pipeline_rows(repeat: int) -> list[str]:
     rows = []
     for name in ("coffee", "astronaut", "chelsea"):
         image = np.asarray(Image.fromarray(getattr(skimage.data, name)()).resize((1024, 768)))
-        for tokens in (32, 48, 64):
+        for tokens in (32, 48):
             t, tree = best_of(repeat, lambda: segment(image, Settings(classic_tokens=tokens)))
             rows.append(f"| {name:9} | {tokens:6d} | {tree.n_atoms:5d} | {len(tree.frontier()):7d} | {t:7.2f} |")
     return rows
