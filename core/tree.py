@@ -235,6 +235,8 @@ class SegmentTree:
                 assert len(parts) == len(np.unique(parts)), f"children of {node.id} overlap"
                 assert np.array_equal(np.sort(parts), node.atoms), f"node {node.id} is not the union of its children"
         assert self.nodes[self.root].parent is None
+        assert np.array_equal(self._atom_area, np.bincount(self.atom_map.ravel(), minlength=self.n_atoms)), \
+            "atom areas are out of date"
         used = np.unique(self.atom_map)
         root_atoms = self.nodes[self.root].atoms
         assert np.isin(used, root_atoms).all(), "some pixels belong to no node"
@@ -301,14 +303,22 @@ class SegmentTree:
                 self.nodes[nid] = state.copy()
         self.next_id = next_id
         if edit.pixels is not None and atom_values is not None:
+            old = self.atom_map.ravel()[edit.pixels]
             self.atom_map.ravel()[edit.pixels] = atom_values
             self.n_atoms = n_atoms
-            self._atoms_changed()
+            self._atoms_changed(old, atom_values)
         self._changed()
 
-    def _atoms_changed(self) -> None:
-        """The atom map was written: recount atom areas, invalidate atom geometry caches."""
-        self._atom_area = np.bincount(self.atom_map.ravel(), minlength=self.n_atoms)
+    def _atoms_changed(self, before: np.ndarray, after: np.ndarray) -> None:
+        """Pixels moved from atoms `before` to atoms `after` (one entry per pixel): update the
+        atom areas by what moved (not a recount of the image) and the atom map's version."""
+        n = self.n_atoms
+        area = np.zeros(n, dtype=np.int64)
+        kept = min(n, len(self._atom_area))
+        area[:kept] = self._atom_area[:kept]
+        area += np.bincount(after, minlength=n)[:n]
+        area -= np.bincount(before, minlength=n)[:n]     # atoms past n were removed (an undo): dropped
+        self._atom_area = area
         self.atom_version += 1
 
     # ----------------------------------------------------------------- edits
@@ -357,7 +367,7 @@ class SegmentTree:
         self.atom_map.ravel()[pixels] = new_atoms
         k = int(labels.max()) + 1
         self.n_atoms += k
-        self._atoms_changed()
+        self._atoms_changed(self._rec.atoms_before, self._rec.atoms_after)
         created = np.arange(self.n_atoms - k, self.n_atoms)
         old = self.nodes[node_id].atoms
         for nid in [node_id] + self.ancestors(node_id):
@@ -561,7 +571,7 @@ class SegmentTree:
                                           [len(p) for p, _ in groups])
         flat_map[pixels] = self._rec.atoms_after
         self.n_atoms += len(groups)
-        self._atoms_changed()
+        self._atoms_changed(self._rec.atoms_before, self._rec.atoms_after)
         for atom, leaf in enumerate(leaves, start=first):
             for nid in [leaf] + self.ancestors(leaf):
                 node = self._touch(nid)
