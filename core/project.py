@@ -240,6 +240,27 @@ def _parse_category(obj: Any, where: str) -> Category:
                     f.str("supercategory", default="", max_len=256) if f.has("supercategory") else "")
 
 
+#: the label sets the app ships (resources/label_sets/*.json)
+LABEL_SETS = Path(__file__).resolve().parents[1] / "resources" / "label_sets"
+
+
+def load_label_set(path: str | Path) -> list[Category]:
+    """Categories from a COCO-style category list: a bare list, or an object holding it under
+    "categories" (so any COCO instances or panoptic file works too).
+
+    Raises DataFormatError naming the file and the first bad entry.
+    """
+    data = load_json(path)
+    items = data.get("categories") if isinstance(data, dict) else data
+    if not isinstance(items, list):
+        raise DataFormatError(f"{path}: expected a list of categories, or an object with a \"categories\" list")
+    categories = [_parse_category(obj, f"{path}: categories[{i}]") for i, obj in enumerate(items)]
+    if not categories:
+        raise DataFormatError(f"{path}: the \"categories\" list is empty")
+    _check_categories(categories, str(path))
+    return categories
+
+
 def _check_categories(categories: list[Category], name: str) -> None:
     ids = [c.id for c in categories]
     if len(set(ids)) != len(ids):

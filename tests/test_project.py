@@ -6,6 +6,7 @@ import json
 import math
 import shutil
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -265,3 +266,45 @@ def test_autosave_does_not_wait_forever_and_flushes(tmp_path):
     assert saved_at == 2.0
     saver.touch(2, tree)
     assert saver.flush() == [2] and project.has_tree(2)
+
+
+def test_shipped_label_set_has_nine_categories_for_the_number_keys():
+    categories = project_module.load_label_set(project_module.LABEL_SETS / "default.json")
+    assert [c.id for c in categories] == list(range(1, 10))
+    assert {c.name for c in categories if not c.isthing} == {"sky", "ground", "water"}
+
+
+PANOPTIC = Path(__file__).resolve().parents[2] / "shared" / "data" / "coco_panoptic_samples"
+
+
+@pytest.mark.skipif(not (PANOPTIC / "panoptic_coco_categories.json").is_file(), reason="panoptic sample not present")
+def test_label_set_from_the_coco_panoptic_category_list():
+    categories = project_module.load_label_set(PANOPTIC / "panoptic_coco_categories.json")
+    assert len(categories) == 133 and categories[0].name == "person" and categories[0].isthing
+    assert sum(not c.isthing for c in categories) == 53
+
+
+def test_label_set_from_a_coco_file_keeps_names_ids_and_thing_flags(tmp_path):
+    path = tmp_path / "panoptic.json"
+    path.write_text(json.dumps({"images": [], "categories": [
+        {"id": 1, "name": "person", "isthing": 1 == 1, "color": [220, 20, 60], "supercategory": "person"},
+        {"id": 184, "name": "tree-merged", "isthing": False, "color": [107, 142, 35]}]}))
+    categories = project_module.load_label_set(path)
+    assert [(c.id, c.name, c.isthing) for c in categories] == [(1, "person", True), (184, "tree-merged", False)]
+
+
+@pytest.mark.parametrize("content, reason", [
+    ('{"images": []}', 'a "categories" list'),
+    ("[1, 2]", "categories[0]"),
+    ('{"categories": []}', "is empty"),
+    ('{"categories": [{"id": 0, "name": "x"}]}', "categories[0]"),
+    ('{"categories": [{"id": 1, "name": "a"}, {"id": 1, "name": "b"}]}', "repeated"),
+    ('{"categories": [{"id": 1, "name": "a", "color": [300, 0, 0]}]}', "'color'"),
+    ("{not json", "labels.json"),
+])
+def test_bad_label_sets_name_the_file_and_the_problem(tmp_path, content, reason):
+    path = tmp_path / "labels.json"
+    path.write_text(content)
+    with pytest.raises(DataFormatError) as info:
+        project_module.load_label_set(path)
+    assert "labels.json" in str(info.value) and reason in str(info.value)
