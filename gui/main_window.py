@@ -405,16 +405,18 @@ class MainWindow(QMainWindow):
         colors = {c.id: c.color for c in self.categories}
         box = self.frontier_overlay.update(tree, colors, self.opacity)
         self.canvas.set_overlay(self.frontier_overlay.pixels, box)
-        if self.layer_model.tree is not tree:
+        reset = self.layer_model.tree is not tree
+        if reset:
             self.layer_model.set_tree(tree)
         elif structure_changed:
-            self.layer_model.restructure()
+            self.layer_model.restructure()      # the panel keeps its selection through this
         else:
             self.layer_model.refresh_values(rows)
         if self._selection_key() != self._drawn_selection:
             self._draw_selection()
         else:
-            self.layers.show_selection(self.selection)
+            if reset:
+                self.layers.show_selection(self.selection)
             self._update_selection_status()
         self._draw_hover()
 
