@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QCheckBox, QDockWidget, QFileDialog, QHBoxLayout,
                                QToolBar, QUndoView, QVBoxLayout, QWidget)
 
 from core.brush import stroke_mask
+from core.encoders.devices import choose_device
 from core.errors import CutTreeError
 from core.image_io import list_images, load_image
 from core.project import Autosaver, Category, Project
@@ -390,7 +391,9 @@ class MainWindow(QMainWindow):
     def _show_engine(self) -> None:
         s = self.settings
         model = "" if s.encoder == "classic" else f" · {s.model}"
-        self.engine.setText(f"encoder: {s.encoder}{model} · device: {s.device} · method: {s.method}")
+        device = "cpu" if s.encoder == "classic" else _resolved(choose_device(s.device).type, s.device)
+        self.engine.setText(f"encoder: {s.encoder}{model} · device: {device}"
+                            f" · method: {_resolved(s.cut_method, s.method)}")
 
     # ================================================================== drawing
     def refresh(self, structure_changed: bool = True, rows: Optional[set[int]] = None) -> None:
@@ -885,3 +888,8 @@ class MainWindow(QMainWindow):
 def _size_of(path: str) -> tuple[int, int]:
     from core.image_io import image_size
     return image_size(path)
+
+
+def _resolved(value: str, requested: str) -> str:
+    """A setting as it runs, marked when it was chosen automatically."""
+    return f"{value} (auto)" if requested == "auto" else value
