@@ -141,6 +141,11 @@ def _local_affinity(img: torch.Tensor, dilations: Sequence[int]) -> torch.Tensor
         return torch.softmax(aff.mean(dim=1, keepdim=True), dim=2)
 
 
+#: pixel colours are smoothed before guiding, against speckle: Gaussian sigma as a fraction
+#: of the token cell (2 px for 32-pixel cells), at least one pixel
+SMOOTH_CELL = 1 / 16
+
+
 class GuidedLabels:
     """Token groups to pixels for local features: joint bilateral upsampling of labels.
 
@@ -168,7 +173,8 @@ class GuidedLabels:
             (h, w), s = self.grid, BilinearSampler(self.grid, self.shape)
             cells = Image.fromarray(self.image).resize((w, h), Image.Resampling.BOX)
             token_lab = rgb2lab(np.asarray(cells)).astype(np.float32).reshape(-1, 3)
-            lab = rgb2lab(self.image).astype(np.float32)
+            sigma = max(1.0, SMOOTH_CELL * max(self.shape) / max(self.grid))
+            lab = ndimage.gaussian_filter(rgb2lab(self.image).astype(np.float32), (sigma, sigma, 0))
             quad = (s.y0[:, None] * w + s.x0[None, :]).astype(np.int32)
             rows, cols = np.divmod(np.arange(h * w), w)
             down, right = np.minimum(rows + 1, h - 1), np.minimum(cols + 1, w - 1)
