@@ -1,7 +1,7 @@
 """The category dock: a searchable list (number keys 1-9 follow its order) and its manager.
 
 Double-click or Enter labels the selection. The buttons add, rename, recolour, reorder,
-switch thing/stuff and delete categories; every change is emitted as the whole new list
+switch thing/stuff and delete categories, or load a label set (any COCO category list); every change is emitted as the whole new list
 (`changed`), so the window stays the one owner of the categories (and of the project that
 stores them). Deleting is only a request (`delete_requested`): the window first unlabels the
 regions that use the category.
@@ -9,15 +9,17 @@ regions that use the category.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Callable, Optional
 
 import qtawesome as qta
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QPixmap
-from PySide6.QtWidgets import (QColorDialog, QHBoxLayout, QInputDialog, QLineEdit, QListWidget, QListWidgetItem,
-                               QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QColorDialog, QFileDialog, QHBoxLayout, QInputDialog, QLineEdit, QListWidget,
+                               QListWidgetItem, QMessageBox, QToolButton, QVBoxLayout, QWidget)
 
-from core.project import Category
+from core.errors import CutTreeError
+from core.project import Category, load_label_set
 from gui.categories import category_color
 
 
@@ -57,7 +59,9 @@ class CategoryPanel(QWidget):
                  lambda: self._with_current(lambda cid: self.move(cid, -1))),
                 ("down", "mdi6.arrow-down", "Move down", lambda: self._with_current(lambda cid: self.move(cid, 1))),
                 ("delete", "mdi6.delete-outline", "Delete the category",
-                 lambda: self._with_current(self.delete_requested.emit))):
+                 lambda: self._with_current(self.delete_requested.emit)),
+                ("load", "mdi6.folder-open-outline",
+                 "Load a label set: a JSON category list, or the categories of a COCO file", self._ask_load)):
             button = QToolButton(icon=qta.icon(icon), toolTip=tip, autoRaise=True)
             button.clicked.connect(slot)
             row.addWidget(button)
@@ -124,6 +128,18 @@ class CategoryPanel(QWidget):
         items.insert(j, items.pop(i))
         self._emit(items)
 
+    def load(self, path: Path) -> list[Category]:
+        """Replace the list by a label set file's categories (core.project.load_label_set).
+
+        Categories that regions still use and the file lacks are kept at the end, so no label
+        loses its name. Raises DataFormatError (naming the file) and leaves the list as it was.
+        """
+        loaded = load_label_set(path)
+        ids = {c.id for c in loaded}
+        kept = [c for c in self.categories if c.id in self.reserved_ids() and c.id not in ids]
+        self._emit(loaded + kept)
+        return loaded
+
     def remove(self, category_id: int) -> None:
         """Drop a category from the list (the window calls this once its regions are unlabelled)."""
         self._emit([c for c in self.categories if c.id != category_id])
@@ -149,6 +165,14 @@ class CategoryPanel(QWidget):
         if ok and name.strip():
             self.add(name.strip())
             self.list.setCurrentRow(self.list.count() - 1)
+
+    def _ask_load(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load a label set", "", "JSON files (*.json);;All files (*)")
+        if path:
+            try:
+                self.load(Path(path))
+            except CutTreeError as exc:
+                QMessageBox.warning(self, "Load a label set", str(exc))
 
     def _ask_rename(self) -> None:
         category_id = self.current_id()

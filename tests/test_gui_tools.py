@@ -154,3 +154,31 @@ def test_layer_panel_keeps_its_expansion_across_structure_changes(qtbot, tmp_pat
     key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert group not in tree.nodes and model.index_of(a).parent() != model.index_of(group)
     assert kept not in tree.nodes or panel.isExpanded(model.index_of(kept))
+
+
+def test_loading_a_label_set_keeps_used_categories_and_reports_a_bad_file(qtbot, tmp_path, monkeypatch):
+    window = segmented_window(qtbot, tmp_path)
+    project = window.new_project(tmp_path / "project")
+    panel, tree = window.category_panel, window.doc.tree
+    region = tree.frontier()[0]
+    click(qtbot, window, region)
+    key(qtbot, window, Qt.Key.Key_2)
+    used = window.categories[1]
+    label_set = tmp_path / "cells.json"
+    label_set.write_text('{"categories": [{"id": 1, "name": "nucleus", "color": [200, 0, 0]},'
+                         ' {"id": 7, "name": "membrane", "isthing": false}]}')
+    monkeypatch.setattr("gui.category_panel.QFileDialog.getOpenFileName", lambda *a, **k: (str(label_set), ""))
+    panel.buttons["load"].click()
+    assert [(c.id, c.name) for c in window.categories] == [(1, "nucleus"), (7, "membrane"), (used.id, used.name)]
+    assert panel.list.item(0).text().startswith("1  nucleus")
+    assert window.layer_model.data(window.layer_model.index_of(region, 1)) == used.name
+    assert [c.name for c in type(project).open(project.folder).categories] == ["nucleus", "membrane", used.name]
+
+    bad = tmp_path / "broken.json"
+    bad.write_text('{"categories": [{"id": "one", "name": "x"}]}')
+    warnings = []
+    monkeypatch.setattr("gui.category_panel.QFileDialog.getOpenFileName", lambda *a, **k: (str(bad), ""))
+    monkeypatch.setattr("gui.category_panel.QMessageBox.warning", lambda *a: warnings.append(a[2]))
+    panel.buttons["load"].click()
+    assert len(warnings) == 1 and "broken.json" in warnings[0]
+    assert [c.name for c in window.categories] == ["nucleus", "membrane", used.name]
