@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import colorsys
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
 import numpy as np
@@ -65,7 +65,12 @@ class Node:
     ignored: bool = False
 
     def copy(self) -> "Node":
-        return replace(self, children=list(self.children))
+        """A copy with its own children list (atoms are read-only and shared); cheap, since
+        every edit copies each node it touches twice."""
+        node = object.__new__(Node)
+        node.__dict__.update(self.__dict__)
+        node.children = list(self.children)
+        return node
 
 
 @dataclass
