@@ -24,15 +24,22 @@ class BackgroundWriter(QObject):
         self.project = project
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cuttree-autosave")
         self._futures: list[Future] = []
+        self._queued: dict[int, Future] = {}     # the latest write of each image
 
     def save(self, image_id: int, tree: SegmentTree, history: Optional[History] = None) -> None:
         """Snapshot the tree now; write it in the background."""
         arrays = tree_arrays(tree, history)
+        queued = self._queued.get(image_id)
+        if queued is not None:
+            queued.cancel()           # not started yet: this newer snapshot supersedes it
         future = self._pool.submit(atomic_write_npz, self.project.annotation_path(image_id), arrays)
         future.add_done_callback(lambda done: self._report(image_id, done))
+        self._queued[image_id] = future
         self._futures = [f for f in self._futures if not f.done()] + [future]
 
     def _report(self, image_id: int, future: Future) -> None:
+        if future.cancelled():
+            return
         error = future.exception()
         if error is not None:
             self.failed.emit(image_id, str(error))    # a queued signal: handled on the GUI thread
