@@ -13,7 +13,10 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from scipy import ndimage
+from scipy.spatial import cKDTree
+from skimage.color import rgb2lab
 
 
 class BilinearSampler:
@@ -146,6 +149,15 @@ def _local_affinity(img: torch.Tensor, dilations: Sequence[int]) -> torch.Tensor
 SMOOTH_CELL = 1 / 16
 
 
+def quad_corners(grid: tuple[int, int]) -> np.ndarray:
+    """(h*w, 4) token ids of the quad whose top-left token is each token (clamped at the edges),
+    in the order top-left, top-right, bottom-left, bottom-right."""
+    h, w = grid
+    rows, cols = np.divmod(np.arange(h * w), w)
+    down, right = np.minimum(rows + 1, h - 1), np.minimum(cols + 1, w - 1)
+    return np.stack([rows * w + cols, rows * w + right, down * w + cols, down * w + right], axis=1)
+
+
 class GuidedLabels:
     """Token groups to pixels for local features: joint bilateral upsampling of labels.
 
@@ -168,24 +180,25 @@ class GuidedLabels:
         Computed once (about 15 MB at 1024x768) so that descending the tree only gathers.
         """
         if self._cache is None:
-            from PIL import Image
-            from skimage.color import rgb2lab
-            (h, w), s = self.grid, BilinearSampler(self.grid, self.shape)
-            cells = Image.fromarray(self.image).resize((w, h), Image.Resampling.BOX)
-            token_lab = rgb2lab(np.asarray(cells)).astype(np.float32).reshape(-1, 3)
-            sigma = max(1.0, SMOOTH_CELL * max(self.shape) / max(self.grid))
-            lab = ndimage.gaussian_filter(rgb2lab(self.image).astype(np.float32), (sigma, sigma, 0))
+            s, w = BilinearSampler(self.grid, self.shape), self.grid[1]
             quad = (s.y0[:, None] * w + s.x0[None, :]).astype(np.int32)
-            rows, cols = np.divmod(np.arange(h * w), w)
-            down, right = np.minimum(rows + 1, h - 1), np.minimum(cols + 1, w - 1)
-            corners = np.stack([rows * w + cols, rows * w + right, down * w + cols, down * w + right], 1)
-            axis_weights = [(1 - s.fy)[:, None] * (1 - s.fx)[None, :], (1 - s.fy)[:, None] * s.fx[None, :],
-                            s.fy[:, None] * (1 - s.fx)[None, :], s.fy[:, None] * s.fx[None, :]]
-            weights = [wk * np.exp(((lab - token_lab[corners[quad, k]]) ** 2).sum(-1)
-                                   / np.float32(-2 * self.sigma ** 2))
-                       for k, wk in enumerate(axis_weights)]
+            corners = quad_corners(self.grid)
+            bilinear = [wy[:, None] * wx[None, :] for wy in (1 - s.fy, s.fy) for wx in (1 - s.fx, s.fx)]
+            token_lab, lab = self._colours()
+            scale = np.float32(-2 * self.sigma ** 2)
+            weights = [b * np.exp(((lab - token_lab[corners[quad, k]]) ** 2).sum(-1) / scale)
+                       for k, b in enumerate(bilinear)]
             self._cache = quad.ravel(), corners, np.stack([x.ravel() for x in weights], 1).astype(np.float32)
         return self._cache
+
+    def _colours(self) -> tuple[np.ndarray, np.ndarray]:
+        """(h*w, 3) mean Lab colour per token cell, and (H, W, 3) smoothed Lab per pixel."""
+        h, w = self.grid
+        cells = Image.fromarray(self.image).resize((w, h), Image.Resampling.BOX)
+        token_lab = rgb2lab(np.asarray(cells)).astype(np.float32).reshape(-1, 3)
+        sigma = max(1.0, SMOOTH_CELL * max(self.shape) / max(self.grid))
+        lab = ndimage.gaussian_filter(rgb2lab(self.image).astype(np.float32), (sigma, sigma, 0))
+        return token_lab, lab
 
     def assign(self, groups: Sequence[np.ndarray], pixels: np.ndarray) -> np.ndarray:
         """Index into `groups` (disjoint token-id arrays) chosen for each flat pixel index.
@@ -216,7 +229,6 @@ class GuidedLabels:
         return choice
 
     def _nearest_group(self, group_of: np.ndarray, pixels: np.ndarray) -> np.ndarray:
-        from scipy.spatial import cKDTree
         h, w = self.grid
         inside = np.flatnonzero(group_of >= 0)
         centres = np.stack(np.divmod(inside, w), axis=1) + 0.5

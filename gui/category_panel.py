@@ -1,9 +1,9 @@
 """The category dock: a searchable list (number keys 1-9 follow its order) and its manager.
 
 Double-click or Enter labels the selection. The buttons add, rename, recolour, reorder,
-switch thing/stuff and delete categories, or load a label set (any COCO category list); every change is emitted as the whole new list
-(`changed`), so the window stays the one owner of the categories (and of the project that
-stores them). Deleting is only a request (`delete_requested`): the window first unlabels the
+switch thing/stuff and delete categories, or load a label set (any COCO category list);
+every change is emitted as the whole new list (`changed`), so the window stays the one owner
+of the categories (and of the project that stores them). Deleting is only a request (`delete_requested`): the window first unlabels the
 regions that use the category.
 """
 from __future__ import annotations
