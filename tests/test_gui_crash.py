@@ -17,10 +17,10 @@ from tests.gui_helpers import make_window, wait_segmented, write_sample
 ROOT = Path(__file__).resolve().parents[1]
 
 #: the app in a child process: open the project, label regions 0, 1, 2 ... one edit at a time
-#: (announcing "edit i" before each), print "saved i" once edit i is on disk for the first few,
-#: then keep editing without waiting
+#: (announcing "edit i" before each, one every 50 ms), print "saved i" once edit i is on disk
+#: for the first few, then keep editing without waiting for the disk
 CHILD = textwrap.dedent("""
-    import os, sys
+    import os, sys, time
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
     sys.path.insert(0, {root!r})
     from pathlib import Path
@@ -41,7 +41,9 @@ CHILD = textwrap.dedent("""
             while not window.autosave_idle():
                 app.processEvents()
             print("saved", i, flush=True)
-        app.processEvents()
+        pause = time.monotonic() + 0.05        # at a person's pace: an edit every 50 ms
+        while time.monotonic() < pause:
+            app.processEvents()
 """)
 
 
