@@ -396,7 +396,10 @@ class MainWindow(QMainWindow):
     def _show_engine(self) -> None:
         s = self.settings
         model = "" if s.encoder == "classic" else f" · {s.model}"
-        device = "cpu" if s.encoder == "classic" else _resolved(choose_device(s.device).type, s.device)
+        if s.encoder == "classic":
+            device = "cpu"
+        else:  # only `auto` is resolved here: an unavailable explicit device is reported on use
+            device = _resolved(choose_device("auto").type if s.device == "auto" else s.device, s.device)
         self.engine.setText(f"encoder: {s.encoder}{model} · device: {device}"
                             f" · method: {_resolved(s.cut_method, s.method)}")
 

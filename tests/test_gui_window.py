@@ -44,3 +44,9 @@ def test_folder_argument_opens_its_images(qtbot, tmp_path):
     qtbot.addWidget(window)
     assert [d.name for d in window.docs] == ["astronaut.png", "coffee.png"]
     window.cancel_segmentation()
+
+
+def test_status_bar_names_an_explicit_device_without_checking_it(qtbot, tmp_path):
+    from core.settings import Settings
+    window = make_window(qtbot, tmp_path, settings=Settings(encoder="diffusion", device="cuda", method="walk"))
+    assert window.engine.text() == "encoder: diffusion · ssd-1b · device: cuda · method: walk"
