@@ -69,7 +69,7 @@ def changed_rows(tree: SegmentTree, edits: Sequence[Edit]) -> set[int]:
 def _shown_values_differ(before: Node, after: Node) -> bool:
     return (before.name != after.name or before.ignored != after.ignored or before.visible != after.visible
             or before.color != after.color or before.cost != after.cost
-            or not np.array_equal(before.atoms, after.atoms))
+            or (before.atoms is not after.atoms and not np.array_equal(before.atoms, after.atoms)))
 
 
 def changes_structure(edits: Sequence[Edit]) -> bool:

@@ -1,9 +1,11 @@
-"""The cut tree as a QAbstractItemModel for the layer panel (one row per node).
+"""The cut tree as a QStandardItemModel for the layer panel (one row per node).
 
 Columns: name (with colour swatch and visibility checkbox), category, area, NCut cost.
-Frontier nodes (the segments shown) are bold. An edit refreshes only the rows whose values
-changed (`refresh_values`); one that adds, removes or moves nodes is a layout change
-(`restructure`), so the view keeps its expansion and selection; a new tree resets the model.
+Frontier nodes (the segments shown) are bold. The rows live on the C++ side: the view paints,
+lays out and scrolls without calling Python (a Python QAbstractItemModel answered thousands
+of data/index/parent calls per repaint, most of an edit's latency; decision 0402). An edit
+updates only the cells whose values changed (`refresh_values`); one that adds, removes or
+moves nodes moves only those rows (`restructure`); a new tree rebuilds the rows.
 Rows can be dragged onto another row: the drop asks `on_regroup(node ids, new parent)` to
 move them there (the window makes that an undoable `SegmentTree.regroup`).
 """
@@ -11,37 +13,42 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
-from PySide6.QtCore import QAbstractItemModel, QMimeData, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtCore import QMimeData, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QStandardItem, QStandardItemModel
 
 from core.tree import SegmentTree
 
 COLUMNS = ("Region", "Category", "Area", "Cost")
 NODES_MIME = "application/x-cuttree-nodes"
+NODE_ROLE = Qt.ItemDataRole.UserRole + 1          # every cell of a row holds its node id
 Index = QModelIndex | QPersistentModelIndex
-Row = dict[int, tuple[Any, ...]]          # role -> one value per column
 
-# The view asks for data, flags and parents thousands of times per repaint: the answers are
-# prepared once (flags here, each row's values on first use) so that a call is a dict lookup.
 _ROLE = Qt.ItemDataRole
-_DISPLAY, _DECORATION, _CHECK, _FONT, _FOREGROUND, _ALIGN, _TOOLTIP = (
-    int(r.value) for r in (_ROLE.DisplayRole, _ROLE.DecorationRole, _ROLE.CheckStateRole, _ROLE.FontRole,
-                           _ROLE.ForegroundRole, _ROLE.TextAlignmentRole, _ROLE.ToolTipRole))
 _ITEM = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsDropEnabled
-_FLAGS = {  # (is the root, is column 0) -> flags
-    (True, True): _ITEM | Qt.ItemFlag.ItemIsUserCheckable, (True, False): _ITEM,
-    (False, True): _ITEM | Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsDragEnabled,
-    (False, False): _ITEM | Qt.ItemFlag.ItemIsDragEnabled,
-}
-_RIGHT = int((Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter).value)
+_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 _GREY = QColor(128, 128, 128)
-PARTIAL_REFRESH_MAX = 64      # more changed rows than this: one repaint of the whole panel is cheaper
+_SHOWN_TIP = "shown as a segment"
+PARTIAL_REFRESH_MAX = 16      # more changed rows than this: one repaint of the whole panel
 
 
-class LayerModel(QAbstractItemModel):
+class RowValues(NamedTuple):
+    """What a node's row shows; rows are compared by these to skip unchanged cells."""
+
+    texts: tuple[str, str, str, str]
+    color: tuple[int, int, int]
+    visible: bool
+    shown: bool
+    ignored: bool
+
+
+class LayerModel(QStandardItemModel):
     """Tree rows over a SegmentTree; `category_name(id)` names categories."""
+
+    tree_replaced = Signal()      # a new tree (or none): the rows were rebuilt
+    restructured = Signal()       # rows were moved: views restore what they had expanded
+    values_changed = Signal()     # many rows show new values: views repaint them all at once
 
     def __init__(self, category_name: Callable[[Optional[int]], str]) -> None:
         super().__init__()
@@ -50,125 +57,216 @@ class LayerModel(QAbstractItemModel):
         self.on_visibility: Callable[[int, bool], None] = lambda nid, visible: None
         self.on_regroup: Callable[[list[int], int], bool] = lambda ids, parent: False
         self._frontier: set[int] = set()
-        self._rows: dict[int, Row] = {}               # what each node's row shows, until the next change
-        self._row_in_parent: dict[int, int] = {}      # until the structure changes
-        self._parent_index: dict[int, QModelIndex] = {}   # likewise (the view asks very often)
+        self._items: dict[int, list[QStandardItem]] = {}    # node id -> its row's cells
+        self._values: dict[int, RowValues] = {}             # what each row shows now
+        self._parent: dict[int, Optional[int]] = {}         # the structure the rows show ...
+        self._children: dict[int, list[int]] = {}           # ... both ways
+        self.moving_rows = False     # rows are being moved: a selection the view loses is not the user's
         self._bold = QFont()
         self._bold.setBold(True)
+        self.setHorizontalHeaderLabels(list(COLUMNS))
 
+    # ------------------------------------------------------------------ updates
     def set_tree(self, tree: Optional[SegmentTree]) -> None:
-        self.beginResetModel()
+        """Rebuild every row (built detached, then added at once: one insertion for the view)."""
+        self.moving_rows = True
+        self.invisibleRootItem().removeRows(0, self.invisibleRootItem().rowCount())
+        self.moving_rows = False
         self.tree = tree
-        self._frontier = set(tree.frontier()) if tree is not None else set()
-        self._rows.clear()
-        self._row_in_parent.clear()
-        self._parent_index.clear()
-        self.endResetModel()
+        self._items.clear()
+        self._values.clear()
+        self._parent.clear()
+        self._children.clear()
+        if tree is not None:
+            self._frontier = set(tree.frontier())
+            for nid, node in tree.nodes.items():
+                self._parent[nid] = node.parent
+                self._children[nid] = list(node.children)
+                self._new_row(nid)
+            for nid, children in self._children.items():
+                for child in children:
+                    self._items[nid][0].appendRow(self._items[child])
+            self.invisibleRootItem().appendRow(self._items[tree.root])
+        self.tree_replaced.emit()
 
-    def restructure(self) -> None:
-        """Nodes were added, removed or moved: a layout change, not a reset, so the view keeps
-        which nodes are expanded and selected (its persistent indexes follow the node ids)."""
-        if self.tree is None:
+    def restructure(self, node_ids: Optional[set[int]] = None) -> None:
+        """Nodes were added, removed or moved: move just those rows, so that the view keeps
+        everything else (expansion, selection, scroll position); then refresh the values of
+        `node_ids` (None: all), of the moved rows and of rows entering or leaving the frontier."""
+        tree = self.tree
+        if tree is None:
             return
-        self.layoutAboutToBeChanged.emit()
-        self._frontier = set(self.tree.frontier())
-        self._rows.clear()
-        self._row_in_parent.clear()
-        self._parent_index.clear()
-        old = self.persistentIndexList()
-        self.changePersistentIndexList(old, [self.index_of(i.internalId(), i.column()) for i in old])
-        self.layoutChanged.emit()
+        moved = [n for n, parent in self._parent.items() if n in tree.nodes and tree.nodes[n].parent != parent]
+        gone = [n for n in self._parent if n not in tree.nodes]
+        self.moving_rows = True
+        try:
+            loose = self._detach(moved, gone)
+            for nid in tree.nodes.keys() - self._items.keys():
+                loose[nid] = self._new_row(nid)
+            self._attach(loose)
+        finally:
+            self.moving_rows = False
+        self._parent = {nid: node.parent for nid, node in tree.nodes.items()}
+        self._children = {nid: list(node.children) for nid, node in tree.nodes.items()}
+        if node_ids is not None:
+            node_ids = node_ids | {d for n in moved for d in tree.descendants(n)}
+        self.refresh_values(node_ids)
+        self.restructured.emit()
 
     def refresh_values(self, node_ids: Optional[set[int]] = None) -> None:
-        """Node values changed but not the structure: keep rows, re-read what they show.
-
-        With `node_ids`, only those rows (and the rows entering or leaving the frontier) are
-        re-read and repainted; None means every row (a category renamed, a new colour).
-        """
-        if self.tree is None:
+        """Node values changed but not the structure: re-read what rows show and set the cells
+        that differ. With `node_ids`, only those rows, and the rows entering or leaving the
+        frontier (only their boldness changes); None means every row (a category renamed)."""
+        tree = self.tree
+        if tree is None:
             return
-        frontier = set(self.tree.frontier())
-        rows = None if node_ids is None else (node_ids | (frontier ^ self._frontier)) & self.tree.nodes.keys()
+        frontier = set(tree.frontier())
+        entering_or_leaving = (frontier ^ self._frontier) & tree.nodes.keys()
         self._frontier = frontier
-        if rows is None or len(rows) > PARTIAL_REFRESH_MAX:
-            self._rows.clear()
-            root = self.index(0, 0)
-            self.dataChanged.emit(root, root.siblingAtColumn(len(COLUMNS) - 1))
-            self.values_changed()
-            return
-        for nid in rows:
-            self._rows.pop(nid, None)
-            self.dataChanged.emit(self.index_of(nid), self.index_of(nid, len(COLUMNS) - 1))
+        rows = tree.nodes.keys() if node_ids is None else node_ids & tree.nodes.keys()
+        changed = [(nid, self._row_values(nid)) for nid in rows]
+        changed += [(nid, self._values[nid]._replace(shown=nid in frontier))
+                    for nid in entering_or_leaving - rows if nid in self._values]
+        # one repaint for the batch: a dataChanged per cell would look each row up in the view
+        self.blockSignals(True)
+        try:
+            shown = [nid for nid, values in changed if self._show(nid, values)]
+        finally:
+            self.blockSignals(False)
+        if len(shown) > PARTIAL_REFRESH_MAX:
+            self.values_changed.emit()
+        else:
+            for nid in shown:
+                self.dataChanged.emit(self.index_of(nid), self.index_of(nid, len(COLUMNS) - 1))
 
-    def values_changed(self) -> None:
-        """Hook for views: every row may show new values (set by the layer panel)."""
+    # ------------------------------------------------------------------ rows
+    def _new_row(self, nid: int) -> list[QStandardItem]:
+        """A detached row of cells for a node, filled with its values."""
+        assert self.tree is not None
+        cells = [QStandardItem() for _ in COLUMNS]
+        movable = Qt.ItemFlag.NoItemFlags if nid == self.tree.root else Qt.ItemFlag.ItemIsDragEnabled
+        for column, cell in enumerate(cells):
+            cell.setData(nid, NODE_ROLE)
+            cell.setFlags(_ITEM | movable | (Qt.ItemFlag.ItemIsUserCheckable if column == 0 else Qt.ItemFlag.NoItemFlags))
+            if column >= 2:
+                cell.setTextAlignment(_RIGHT)
+        self._items[nid] = cells
+        self._show(nid, self._row_values(nid))
+        return cells
 
-    # ------------------------------------------------------------------ structure
-    def index(self, row: int, column: int, parent: Index = QModelIndex()) -> QModelIndex:
-        if self.tree is None:
-            return QModelIndex()
-        if not parent.isValid():
-            return self.createIndex(row, column, self.tree.root) if row == 0 else QModelIndex()
-        node = self.tree.nodes.get(parent.internalId())      # None: a stale index during restructure
-        if node is not None and 0 <= row < len(node.children):
-            return self.createIndex(row, column, node.children[row])
-        return QModelIndex()
+    def _show(self, nid: int, values: RowValues) -> bool:
+        """Set the cells of a row whose values differ from what it shows; False if none did."""
+        old = self._values.get(nid)
+        if old == values:
+            return False
+        self._values[nid] = values
+        cells = self._items[nid]
+        for cell, text, before in zip(cells, values.texts, old.texts if old else (None,) * len(COLUMNS)):
+            if text != before:
+                cell.setText(text)
+        first = cells[0]
+        if old is None or old.color != values.color:
+            first.setData(QColor(*values.color), _ROLE.DecorationRole)
+        if old is None or old.visible != values.visible:
+            first.setCheckState(Qt.CheckState.Checked if values.visible else Qt.CheckState.Unchecked)
+        if old is None or old.shown != values.shown:
+            for cell in cells:
+                cell.setData(self._bold if values.shown else None, _ROLE.FontRole)
+            first.setToolTip(_SHOWN_TIP if values.shown else "")
+        if old is None or old.ignored != values.ignored:
+            for cell in cells:
+                cell.setData(_GREY if values.ignored else None, _ROLE.ForegroundRole)
+        return True
 
-    def parent(self, index: Index = QModelIndex()) -> QModelIndex:  # type: ignore[override]
-        if self.tree is None or not index.isValid():
-            return QModelIndex()
-        nid = index.internalId()
-        found = self._parent_index.get(nid)
-        if found is None:
-            node = self.tree.nodes.get(nid)
-            if node is None:
-                return QModelIndex()
-            parent = node.parent
-            found = QModelIndex() if parent is None else self.createIndex(self._row_of(parent), 0, parent)
-            self._parent_index[nid] = found
-        return found
+    def _detach(self, moved: list[int], gone: list[int]) -> dict[int, list[QStandardItem]]:
+        """Take the rows of moved and removed nodes out, deepest first (a row leaves with the
+        rows below it, which by then all stay under it); the moved ones, by node id."""
+        depth: dict[int, int] = {}
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:
-        if self.tree is None:
-            return 0
-        if not parent.isValid():
-            return 1
-        node = self.tree.nodes.get(parent.internalId())
-        return 0 if node is None or parent.column() != 0 else len(node.children)
+        def depth_of(nid: int) -> int:
+            if nid not in depth:
+                parent = self._parent[nid]
+                depth[nid] = 0 if parent is None else 1 + depth_of(parent)
+            return depth[nid]
 
-    def columnCount(self, parent: Index = QModelIndex()) -> int:
-        return len(COLUMNS)
+        loose: dict[int, list[QStandardItem]] = {}
+        removed = set(gone)
+        for nid in sorted(moved + gone, key=depth_of, reverse=True):
+            cell = self._items[nid][0]
+            holder = cell.parent() or self.invisibleRootItem()
+            cells = holder.takeRow(cell.row())
+            if nid in removed:
+                del self._items[nid], self._values[nid]
+            else:
+                loose[nid] = cells
+        return loose
 
+    def _attach(self, loose: dict[int, list[QStandardItem]]) -> None:
+        """Give each parent whose children changed (in number or order) its children in the
+        tree's order, deepest parents first (a new group gets its rows while detached, then
+        joins the view in one insertion)."""
+        tree = self.tree
+        assert tree is not None
+        parents = {nid for nid, node in tree.nodes.items() if node.children != self._children.get(nid)}
+        if tree.root in loose:
+            parents.add(None)
+        for parent in sorted(parents, key=lambda n: -1 if n is None else tree.depth(n), reverse=True):
+            holder = self.invisibleRootItem() if parent is None else self._items[parent][0]
+            wanted = [tree.root] if parent is None else tree.nodes[parent].children
+            have = [holder.child(row).data(NODE_ROLE) for row in range(holder.rowCount())]
+            for row, child in enumerate(wanted):
+                if row < len(have) and have[row] == child:
+                    continue
+                if child in have:                           # the same parent, another position
+                    cells = holder.takeRow(have.index(child))
+                    have.remove(child)
+                else:
+                    cells = loose.pop(child)
+                holder.insertRow(row, cells)
+                have.insert(row, child)
+
+    def _row_values(self, nid: int) -> RowValues:
+        assert self.tree is not None
+        node = self.tree.nodes[nid]
+        return RowValues(self._texts(nid), tuple(node.color), node.visible, nid in self._frontier, node.ignored)
+
+    def _texts(self, nid: int) -> tuple[str, str, str, str]:
+        """Name, category (inherited in parentheses), area, cost."""
+        assert self.tree is not None
+        node = self.tree.nodes[nid]
+        category = self.category_name(self.tree.effective_category(nid))
+        if category and node.category is None:
+            category = f"({category})"
+        cost = "" if math.isinf(node.cost) else f"{node.cost:.3f}"
+        return self.region_name(nid), category, f"{self.tree.area(nid):,}", cost
+
+    # ------------------------------------------------------------------ lookups
     def index_of(self, node_id: int, column: int = 0) -> QModelIndex:
-        if self.tree is None or node_id not in self.tree.nodes:
-            return QModelIndex()
-        return self.createIndex(self._row_of(node_id), column, node_id)
+        cells = self._items.get(node_id)
+        return QModelIndex() if cells is None else cells[column].index()
 
     def node_id(self, index: Index) -> int:
-        return int(index.internalId())
+        return int(index.data(NODE_ROLE))
 
-    def _row_of(self, node_id: int) -> int:
-        row = self._row_in_parent.get(node_id)
-        if row is None:
-            assert self.tree is not None
-            parent = self.tree.nodes[node_id].parent
-            siblings = [node_id] if parent is None else self.tree.nodes[parent].children
-            self._row_in_parent.update((nid, i) for i, nid in enumerate(siblings))
-            row = self._row_in_parent[node_id]
-        return row
+    def region_name(self, nid: int) -> str:
+        assert self.tree is not None
+        node = self.tree.nodes[nid]
+        label = node.name or ("image" if nid == self.tree.root else f"region {nid}")
+        return label + (" (ignored)" if node.ignored else "")
 
-    # ------------------------------------------------------------------ data
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        return None
+    # ------------------------------------------------------------------ user edits through the view
+    def setData(self, index: Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
+        """A checkbox click asks the window; the row changes when the (undoable) edit is made."""
+        if role == Qt.ItemDataRole.CheckStateRole and index.column() == 0:
+            self.on_visibility(self.node_id(index), Qt.CheckState(value) == Qt.CheckState.Checked)
+            return True
+        return False
 
-    def flags(self, index: Index) -> Qt.ItemFlag:
-        if self.tree is None or not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return _FLAGS[index.internalId() == self.tree.root, index.column() == 0]
+    def removeRows(self, row: int, count: int, parent: Index = QModelIndex()) -> bool:
+        """Refused: after a move-drop the view would delete the dragged rows; the regroup edit
+        has already moved them (rows change only through `restructure`)."""
+        return False
 
-    # ------------------------------------------------------------------ drag and drop
     def supportedDropActions(self) -> Qt.DropAction:
         return Qt.DropAction.MoveAction
 
@@ -192,54 +290,3 @@ class LayerModel(QAbstractItemModel):
             return False
         return self.on_regroup(ids, self.node_id(parent))
 
-    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if self.tree is None or not index.isValid():
-            return None
-        nid = index.internalId()
-        row = self._rows.get(nid)
-        if row is None:
-            if nid not in self.tree.nodes:
-                return None
-            row = self._rows[nid] = self._row_values(nid)
-        values = row.get(int(role))
-        return None if values is None else values[index.column()]
-
-    def _row_values(self, nid: int) -> Row:
-        """Everything a node's row shows, per role and column."""
-        assert self.tree is not None
-        node = self.tree.nodes[nid]
-        shown = nid in self._frontier
-        row: Row = {
-            _DISPLAY: self._texts(nid),
-            _DECORATION: (QColor(*node.color), None, None, None),
-            _CHECK: (Qt.CheckState.Checked if node.visible else Qt.CheckState.Unchecked, None, None, None),
-            _ALIGN: (None, None, _RIGHT, _RIGHT),
-            _TOOLTIP: ("shown as a segment" if shown else None,) * len(COLUMNS),
-        }
-        if shown:
-            row[_FONT] = (self._bold,) * len(COLUMNS)
-        if node.ignored:
-            row[_FOREGROUND] = (_GREY,) * len(COLUMNS)
-        return row
-
-    def setData(self, index: Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
-        if role == Qt.ItemDataRole.CheckStateRole and index.column() == 0:
-            self.on_visibility(index.internalId(), Qt.CheckState(value) == Qt.CheckState.Checked)
-            return True
-        return False
-
-    def region_name(self, nid: int) -> str:
-        assert self.tree is not None
-        node = self.tree.nodes[nid]
-        label = node.name or ("image" if nid == self.tree.root else f"region {nid}")
-        return label + (" (ignored)" if node.ignored else "")
-
-    def _texts(self, nid: int) -> tuple[str, str, str, str]:
-        """Name, category (inherited in parentheses), area, cost."""
-        assert self.tree is not None
-        node = self.tree.nodes[nid]
-        category = self.category_name(self.tree.effective_category(nid))
-        if category and node.category is None:
-            category = f"({category})"
-        cost = "" if math.isinf(node.cost) else f"{node.cost:.3f}"
-        return self.region_name(nid), category, f"{self.tree.area(nid):,}", cost

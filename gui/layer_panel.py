@@ -33,9 +33,13 @@ class LayerPanel(QTreeView):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(column, width)
         self._quiet = False
+        self._open: set[int] = set()        # expanded nodes, by id: rows a restructure moved lose it
         self.selectionModel().selectionChanged.connect(self._changed)
-        model.modelReset.connect(self._after_reset)
-        model.values_changed = self.viewport().update    # dataChanged on the root alone repaints too little
+        self.expanded.connect(lambda index: self._open.add(model.node_id(index)))
+        self.collapsed.connect(lambda index: self._open.discard(model.node_id(index)))
+        model.tree_replaced.connect(self._after_reset)
+        model.restructured.connect(self._reopen)
+        model.values_changed.connect(self.viewport().update)
 
     def selected_ids(self) -> list[int]:
         return [self.layers.node_id(i) for i in self.selectionModel().selectedRows(0)]
@@ -62,10 +66,19 @@ class LayerPanel(QTreeView):
         self._quiet = False
 
     def _changed(self, *_: object) -> None:
-        if not self._quiet:
+        if not self._quiet and not self.layers.moving_rows:
             self.selected.emit(self.selected_ids())
 
     def _after_reset(self) -> None:
+        self._open.clear()
         root = self.layers.index(0, 0)
         if root.isValid():
             self.expand(root)
+
+    def _reopen(self) -> None:
+        """Expand again the moved rows that were expanded (a node removed and brought back by
+        undo comes back expanded too)."""
+        for nid in list(self._open):
+            index = self.layers.index_of(nid)
+            if index.isValid() and not self.isExpanded(index):
+                self.expand(index)

@@ -10,7 +10,7 @@ from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QUndoGroup
 from PySide6.QtWidgets import (QCheckBox, QDockWidget, QFileDialog, QHBoxLayout, QInputDialog, QLabel,
                                QMainWindow, QMessageBox, QProgressBar, QPushButton, QSizePolicy, QSlider,
-                               QToolBar, QUndoView, QVBoxLayout, QWidget)
+                               QToolBar, QVBoxLayout, QWidget)
 
 from core.brush import stroke_mask
 from core.encoders.devices import choose_device
@@ -27,6 +27,7 @@ from gui.category_panel import CategoryPanel
 from gui.commands import GranularityCommand, TreeEditCommand, changed_rows, changes_structure
 from gui.document import DONE, EDITED, ERROR, NOT_SEGMENTED, QUEUED, WORKING, ImageDoc
 from gui.file_list import FileList
+from gui.history_view import HistoryView
 from gui.layer_model import LayerModel
 from gui.layer_panel import LayerPanel
 from gui.segmentation import SegmentFn, Segmented
@@ -119,8 +120,7 @@ class MainWindow(QMainWindow):
         self.category_panel.delete_requested.connect(self.delete_category)
         self.category_panel.reserved_ids = self._used_category_ids
         self.category_panel.set_categories(self.categories)
-        self.history = QUndoView(self.undo_group)
-        self.history.setEmptyLabel("segmented")
+        self.history = HistoryView(self.undo_group, "segmented")
         self._docks = {}
         for name, title, widget, area in (
                 ("files", "Images", self.files, Qt.DockWidgetArea.LeftDockWidgetArea),
@@ -420,13 +420,13 @@ class MainWindow(QMainWindow):
         if reset:
             self.layer_model.set_tree(tree)
         elif structure_changed:
-            self.layer_model.restructure()      # the panel keeps its selection through this
+            self.layer_model.restructure(rows)
         else:
             self.layer_model.refresh_values(rows)
         if self._selection_key() != self._drawn_selection:
             self._draw_selection()
         else:
-            if reset:
+            if reset or structure_changed:      # moved rows leave the panel's selection
                 self.layers.show_selection(self.selection)
             self._update_selection_status()
         self._draw_hover()

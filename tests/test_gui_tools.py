@@ -182,3 +182,76 @@ def test_loading_a_label_set_keeps_used_categories_and_reports_a_bad_file(qtbot,
     panel.buttons["load"].click()
     assert len(warnings) == 1 and "broken.json" in warnings[0]
     assert [c.name for c in window.categories] == ["nucleus", "membrane", used.name]
+
+
+def assert_panel_mirrors(window):
+    """Every node has one row under its parent's row, in the tree's order, showing its name,
+    category, area and cost, bold exactly when it is a segment, checked when visible."""
+    tree, model = window.doc.tree, window.layer_model
+    bold = Qt.ItemDataRole.FontRole
+    assert model.rowCount() == 1 and model.node_id(model.index(0, 0)) == tree.root
+    for nid, node in tree.nodes.items():
+        index = model.index_of(nid)
+        assert index.isValid() and model.node_id(index) == nid
+        assert [model.node_id(model.index(r, 0, index)) for r in range(model.rowCount(index))] == node.children
+        texts = tuple(model.data(model.index_of(nid, c)) for c in range(4))
+        assert texts == model._texts(nid)
+        font = model.data(index, bold)
+        assert (font is not None and font.bold()) == tree.is_frontier(nid)
+        checked = Qt.CheckState(model.data(index, Qt.ItemDataRole.CheckStateRole)) == Qt.CheckState.Checked
+        assert checked == node.visible
+
+
+def test_layer_panel_mirrors_the_tree_through_edits_undo_and_a_checkbox_click(qtbot, tmp_path):
+    window = segmented_window(qtbot, tmp_path)
+    tree, panel = window.doc.tree, window.layers
+    rng = np.random.default_rng(2)
+    assert_panel_mirrors(window)
+    for step in range(24):
+        front = tree.frontier()
+        kind = step % 6
+        if kind == 0:
+            window.set_selection([int(n) for n in rng.choice(front, 2, replace=False)])
+            window.merge_selection()
+        elif kind == 1:
+            inner = [n for n in front if tree.nodes[n].children]
+            if inner:
+                window.set_selection([inner[0]])
+                window.split_selection()
+        elif kind == 2:
+            window.set_selection([int(rng.choice(front))])
+            window.label_by_key(int(rng.integers(1, 4)))
+        elif kind == 3:
+            window.granularity.setValue(int(rng.integers(window.granularity.maximum())))
+        elif kind == 4:
+            moved, target = (int(n) for n in rng.choice(front, 2, replace=False))
+            window.regroup([moved], target)
+        else:
+            window.undo_group.undo()
+        tree.check_invariants()
+        assert_panel_mirrors(window)
+    while window.doc.undo.canUndo():
+        window.undo_group.undo()
+    assert_panel_mirrors(window)
+
+    shown = tree.frontier()[0]
+    index = window.layer_model.index_of(shown)
+    panel.scrollTo(index)
+    rect = panel.visualRect(index)
+    box = panel.style().subElementRect(panel.style().SubElement.SE_ItemViewItemCheckIndicator, _item_option(panel, index), panel)
+    qtbot.mouseClick(panel.viewport(), LEFT, NO_MOD, box.center() if box.isValid() else rect.topLeft())
+    assert not tree.nodes[shown].visible and window.doc.undo.count() == 1
+    assert_panel_mirrors(window)
+    key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert tree.nodes[shown].visible
+    assert_panel_mirrors(window)
+
+
+def _item_option(view, index):
+    """The style option the view paints `index` with (where its checkbox is)."""
+    from PySide6.QtWidgets import QStyleOptionViewItem
+    option = QStyleOptionViewItem()
+    view.initViewItemOption(option)
+    option.rect = view.visualRect(index)
+    view.itemDelegateForIndex(index).initStyleOption(option, index)
+    return option
