@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
 import numpy as np
-
 from scipy.ndimage import distance_transform_edt
 
 from core.errors import CutTreeError
@@ -27,6 +26,8 @@ Pixels = np.ndarray
 #: cutter(mask) -> labels (0..k-1, k >= 2) for the True pixels of `mask` in row-major
 #: order, or None when the region cannot be cut further.
 Cutter = Callable[[np.ndarray], Optional[np.ndarray]]
+
+ATOM_LOG_LENGTH = 16      # atom-map changes kept for caches that follow them (atom_pixels_changed_since)
 
 
 class TreeEditError(CutTreeError):
@@ -105,6 +106,7 @@ class SegmentTree:
         self._frontier: Optional[list[int]] = None
         self.version = 0
         self.atom_version = 0      # changes whenever the atom map does (for caches of atom geometry)
+        self._atom_log: list[tuple[int, np.ndarray]] = []     # the last changes: (version after, pixels)
 
     # ----------------------------------------------------------------- building
     @classmethod
@@ -311,12 +313,12 @@ class SegmentTree:
             old = self.atom_map.ravel()[edit.pixels]
             self.atom_map.ravel()[edit.pixels] = atom_values
             self.n_atoms = n_atoms
-            self._atoms_changed(old, atom_values)
+            self._atoms_changed(edit.pixels, old, atom_values)
         self._changed()
 
-    def _atoms_changed(self, before: np.ndarray, after: np.ndarray) -> None:
-        """Pixels moved from atoms `before` to atoms `after` (one entry per pixel): update the
-        atom areas by what moved (not a recount of the image) and the atom map's version."""
+    def _atoms_changed(self, pixels: np.ndarray, before: np.ndarray, after: np.ndarray) -> None:
+        """`pixels` moved from atoms `before` to atoms `after` (one entry per pixel): update the
+        atom areas by what moved (not a recount of the image), the version and its log."""
         n = self.n_atoms
         area = np.zeros(n, dtype=np.int64)
         kept = min(n, len(self._atom_area))
@@ -325,6 +327,17 @@ class SegmentTree:
         area -= np.bincount(before, minlength=n)[:n]     # atoms past n were removed (an undo): dropped
         self._atom_area = area
         self.atom_version += 1
+        self._atom_log = self._atom_log[-(ATOM_LOG_LENGTH - 1):] + [(self.atom_version, pixels)]
+
+    def atom_pixels_changed_since(self, version: int) -> Optional[np.ndarray]:
+        """Flat indices (unsorted, maybe repeated) of every pixel whose atom may have changed
+        since `version` of the atom map; None when the log no longer reaches back that far."""
+        if version == self.atom_version:
+            return np.zeros(0, dtype=np.int64)
+        newer = [pixels for after, pixels in self._atom_log if after > version]
+        if len(newer) != self.atom_version - version:
+            return None
+        return np.concatenate(newer)
 
     # ----------------------------------------------------------------- edits
     def set_granularity(self, granularity: float, node_id: Optional[int] = None) -> Optional[Edit]:
@@ -372,7 +385,7 @@ class SegmentTree:
         self.atom_map.ravel()[pixels] = new_atoms
         k = int(labels.max()) + 1
         self.n_atoms += k
-        self._atoms_changed(self._rec.atoms_before, self._rec.atoms_after)
+        self._atoms_changed(self._rec.pixels, self._rec.atoms_before, self._rec.atoms_after)
         created = np.arange(self.n_atoms - k, self.n_atoms)
         old = self.nodes[node_id].atoms
         for nid in [node_id] + self.ancestors(node_id):
@@ -576,7 +589,7 @@ class SegmentTree:
                                           [len(p) for p, _ in groups])
         flat_map[pixels] = self._rec.atoms_after
         self.n_atoms += len(groups)
-        self._atoms_changed(self._rec.atoms_before, self._rec.atoms_after)
+        self._atoms_changed(self._rec.pixels, self._rec.atoms_before, self._rec.atoms_after)
         for atom, leaf in enumerate(leaves, start=first):
             for nid in [leaf] + self.ancestors(leaf):
                 node = self._touch(nid)

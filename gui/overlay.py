@@ -38,8 +38,9 @@ class AtomGeometry:
     order: np.ndarray          # flat pixel indices sorted by atom ...
     starts: np.ndarray         # ... atom a's pixels are order[starts[a]:starts[a + 1]] ...
     lists: dict[int, np.ndarray] = field(default_factory=dict)   # ... unless a stroke changed them
-    revision: int = 0          # counts updates; `touched`: the atoms whose pixels the last one changed
+    revision: int = 0          # counts updates; `touched`: the atoms whose pixels the last one changed,
     touched: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    moved_box: tuple[int, int, int, int] = (0, 0, 0, 0)   # and the box of the pixels (and borders) it changed
 
     def pixels(self, atoms: np.ndarray) -> np.ndarray:
         """Flat indices of the pixels of the given atoms (ids)."""
@@ -72,12 +73,15 @@ class AtomGeometry:
         # edges whose first pixel is a changed pixel or its upper / left neighbour
         top, left = max(int(rows.min()) - 1, 0), max(int(cols.min()) - 1, 0)
         bottom, right = int(rows.max()) + 1, int(cols.max()) + 1
+        self.moved_box = (top, left, bottom, right)
         first_rows, first_cols = np.divmod(self.first, width)
         keep = ~((first_rows >= top) & (first_rows < bottom) & (first_cols >= left) & (first_cols < right))
         first, second = _edges_in(atom_map, top, left, bottom, right)
         self.first = np.concatenate([self.first[keep], first])
         self.second = np.concatenate([self.second[keep], second])
-        self.atom_first, self.atom_second = flat[self.first], flat[self.second]
+        # a kept edge has neither pixel in the box: its atoms are unchanged
+        self.atom_first = np.concatenate([self.atom_first[keep], flat[first]])
+        self.atom_second = np.concatenate([self.atom_second[keep], flat[second]])
         # per-atom arrays follow the atom count (an undo removes the atoms its stroke made)
         grow = max(n_atoms - len(self.counts), 0)
         self.counts = np.concatenate([self.counts, np.zeros(grow, dtype=self.counts.dtype)])
@@ -130,19 +134,31 @@ def atom_geometry(tree: SegmentTree) -> AtomGeometry:
     cached = _geometry_cache[0] if _geometry_cache else None
     if cached is not None and cached.atom_map is tree.atom_map:
         if cached.version != tree.atom_version:
-            changed = np.flatnonzero(cached.copy.ravel() != tree.atom_map.ravel())
-            if changed.size > tree.atom_map.size * INCREMENTAL_MAX:
-                cached = None
-            else:
-                before = cached.copy.ravel()[changed]
-                cached.copy.ravel()[changed] = tree.atom_map.ravel()[changed]
-                cached.geometry.update(tree.atom_map, tree.n_atoms, changed, before)
-                cached.version = tree.atom_version
+            cached = _follow(cached, tree)
         if cached is not None:
             return cached.geometry
     geometry = _compute_geometry(tree.atom_map, tree.n_atoms)
     _geometry_cache[:] = [_Cached(tree.atom_map, tree.atom_version, tree.atom_map.copy(), geometry)]
     return geometry
+
+
+def _follow(cached: _Cached, tree: SegmentTree) -> Optional[_Cached]:
+    """Update the cached geometry to the tree's atom map; None when a rebuild is cheaper."""
+    flat, copy = tree.atom_map.ravel(), cached.copy.ravel()
+    candidates = tree.atom_pixels_changed_since(cached.version)
+    if candidates is None:                              # too many changes ago: compare everything
+        changed = np.flatnonzero(copy != flat)
+    else:
+        changed = np.unique(candidates)
+        changed = changed[copy[changed] != flat[changed]]
+    if changed.size > flat.size * INCREMENTAL_MAX:
+        return None
+    if changed.size:
+        before = copy[changed]
+        copy[changed] = flat[changed]
+        cached.geometry.update(tree.atom_map, tree.n_atoms, changed, before)
+    cached.version = tree.atom_version
+    return cached
 
 
 def _compute_geometry(atom_map: np.ndarray, n_atoms: int) -> AtomGeometry:
@@ -185,8 +201,8 @@ class FrontierOverlay:
     only the pixels of the atoms that changed and the borders next to them (a merge, a label,
     an undo touch one or two regions, not the image); it returns their bounding box, the
     part of the canvas to repaint. When pixels moved between atoms (a brush stroke, a leaf
-    cut, their undo), the atoms the geometry update touched are redrawn as well. A new tree,
-    a rebuilt geometry or a change to most of the image is one full gather instead.
+    cut, their undo), the box around the moved pixels is redrawn as well, not the atoms they
+    left. A new tree, a rebuilt geometry or a change to most of the image is one full gather.
     """
 
     def __init__(self) -> None:
@@ -196,41 +212,70 @@ class FrontierOverlay:
         self._revision = -1
         self._owner = np.zeros(0, dtype=np.int32)     # per atom: the frontier node showing it
         self._colors = np.zeros(0, dtype=np.uint32)   # per atom: its packed colour
+        self._index = np.zeros((0, 0), dtype=np.intp)  # the atom map as gather indices ...
+        self._index_key: tuple = ()                    # ... of this atom map and version
 
     def update(self, tree: SegmentTree, category_colors: Mapping[int, tuple[int, int, int]],
                opacity: float) -> Optional[Box]:
         """Bring the buffer up to date; the box that was redrawn, or None when nothing changed."""
         owner, colors = _atom_owner_and_colors(tree, category_colors, opacity)
         geometry = atom_geometry(tree)
-        changed = self._changed_atoms(tree, geometry, owner, colors)
-        if changed is not None and not changed.any():
+        changed, moved = self._changes(tree, geometry, owner, colors)
+        if changed is not None and not changed.any() and moved is None:
             return None
-        if changed is None or geometry.area(changed) > tree.atom_map.size // 4:
-            self.pixels = colors[tree.atom_map]      # a new tree, or much changed: one gather is faster
-            changed = np.ones(len(owner), dtype=bool)
-            box: Box = (0, 0, *tree.shape)
+        if changed is None or geometry.area(changed) + _box_area(moved) > tree.atom_map.size // 4:
+            self._gather_all(tree, colors)          # a new tree, or much changed: one gather
+            changed, moved = np.ones(len(owner), dtype=bool), None
+            box: Optional[Box] = (0, 0, *tree.shape)
         else:
-            redrawn = geometry.pixels(np.flatnonzero(changed))
-            self.pixels.ravel()[redrawn] = colors[tree.atom_map.ravel()[redrawn]]
-            top, left, bottom, right = geometry.box(changed)
-            # a border lies on the upper / left pixel of a pair: one more row and column can change
-            box = (max(top - 1, 0), max(left - 1, 0), bottom, right)
+            box = None
+            if changed.any():
+                redrawn = geometry.pixels(np.flatnonzero(changed))
+                self.pixels.ravel()[redrawn] = colors[tree.atom_map.ravel()[redrawn]]
+                top, left, bottom, right = geometry.box(changed)
+                # a border lies on the upper / left pixel of a pair: one more row and column can change
+                box = (max(top - 1, 0), max(left - 1, 0), bottom, right)
+            if moved is not None:
+                top, left, bottom, right = moved
+                self.pixels[top:bottom, left:right] = colors[tree.atom_map[top:bottom, left:right]]
+                box = moved if box is None else _union(box, moved)
         self._key, self._owner, self._colors = (id(tree), tree.shape), owner, colors
         self._geometry, self._revision = geometry, geometry.revision
-        _redraw_borders(self.pixels, geometry, owner, colors, changed)
+        _redraw_borders(self.pixels, geometry, owner, colors, changed, moved)
         return box
 
-    def _changed_atoms(self, tree: SegmentTree, geometry: AtomGeometry, owner: np.ndarray,
-                       colors: np.ndarray) -> Optional[np.ndarray]:
-        """Per atom: must its pixels be redrawn? None: everything (another tree or atom map)."""
+    def _gather_all(self, tree: SegmentTree, colors: np.ndarray) -> None:
+        """Every pixel in its atom's colour, written into the buffer in place (a new 4 MB
+        buffer a jump costs page faults) through an index-sized copy of the atom map (numpy
+        would convert the int32 map on every gather); both kept until the atom map changes."""
+        key = (id(tree.atom_map), tree.atom_version)
+        if self._index_key != key:
+            self._index, self._index_key = tree.atom_map.astype(np.intp), key
+        if self.pixels.shape != tree.shape:
+            self.pixels = np.empty(tree.shape, dtype=np.uint32)
+        np.take(colors, self._index, out=self.pixels, mode="wrap")    # (no out-of-range index: no wrap)
+
+    def _changes(self, tree: SegmentTree, geometry: AtomGeometry, owner: np.ndarray,
+                 colors: np.ndarray) -> tuple[Optional[np.ndarray], Optional[Box]]:
+        """Per atom: must all its pixels be redrawn (its region or colour changed)? And the box
+        of pixels that moved between atoms (a brush stroke, a leaf cut, their undo), if any.
+        None: everything (another tree or atom map, or a geometry that changed twice)."""
         if (id(tree), tree.shape) != self._key or geometry is not self._geometry:
-            return None
+            return None, None
         changed = _differs(self._owner, owner) | _differs(self._colors, colors)
-        if geometry.revision == self._revision + 1:          # a brush stroke, a leaf cut, an undo
-            changed[geometry.touched] = True
-        elif geometry.revision != self._revision:
-            return None
-        return changed
+        if geometry.revision == self._revision:
+            return changed, None
+        if geometry.revision == self._revision + 1:
+            return changed, geometry.moved_box
+        return None, None
+
+
+def _box_area(box: Optional[Box]) -> int:
+    return 0 if box is None else (box[2] - box[0]) * (box[3] - box[1])
+
+
+def _union(a: Box, b: Box) -> Box:
+    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
 
 
 def _differs(old: np.ndarray, new: np.ndarray) -> np.ndarray:
@@ -262,17 +307,23 @@ def _atom_owner_and_colors(tree: SegmentTree, category_colors: Mapping[int, tupl
 
 
 def _redraw_borders(pixels: np.ndarray, geometry: AtomGeometry, owner: np.ndarray, colors: np.ndarray,
-                    changed: np.ndarray) -> None:
-    """Redraw the pixels on atom edges next to changed atoms: a border where the two atoms
-    belong to different regions, else the atom's colour (every edge of such a pixel is
-    re-examined, so a border another edge still needs is kept)."""
-    near = changed[geometry.atom_first] | changed[geometry.atom_second]
-    mark = np.zeros(pixels.size, dtype=bool)
-    mark[geometry.first[near]] = True
-    redo = mark[geometry.first]
+                    changed: np.ndarray, moved: Optional[Box] = None) -> None:
+    """Redraw the pixels on atom edges next to changed atoms or in the `moved` box: a border
+    where the two atoms belong to different regions, else the atom's colour (every edge of
+    such a pixel is re-examined, so a border another edge still needs is kept)."""
     flat = pixels.ravel()
-    flat[geometry.first[redo]] = colors[geometry.atom_first[redo]]
-    cut = redo & (owner[geometry.atom_first] != owner[geometry.atom_second])
+    cut = owner[geometry.atom_first] != owner[geometry.atom_second]
+    if moved is not None or not changed.all():     # (all changed: every pixel was just redrawn)
+        near = changed[geometry.atom_first] | changed[geometry.atom_second]
+        mark = np.zeros(pixels.shape, dtype=bool)
+        if moved is not None:
+            top, left, bottom, right = moved
+            mark[top:bottom, left:right] = True
+        mark = mark.ravel()
+        mark[geometry.first[near]] = True
+        redo = mark[geometry.first]
+        flat[geometry.first[redo]] = colors[geometry.atom_first[redo]]
+        cut &= redo
     flat[geometry.first[cut]] = _pack(BORDER_RGBA)
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from core.tree import History, SegmentTree, TreeEditError
+from core.tree import ATOM_LOG_LENGTH, History, SegmentTree, TreeEditError
 from core.tree_file import decode_tree_file, tree_file_bytes
 
 
@@ -169,6 +169,28 @@ def test_paint_moves_pixels_into_the_region_and_undo_restores():
     tree.redo(edit)
     tree.check_invariants()
     assert tree.mask(a)[stroke].all()
+
+
+def test_atom_change_log_names_every_changed_pixel_until_it_runs_out():
+    rng = np.random.default_rng(3)
+    tree = random_tree(rng, n_atoms=10, shape=(30, 40))
+    tree.set_granularity(0.5)
+    start_version, start_map = tree.atom_version, tree.atom_map.copy()
+    assert tree.atom_pixels_changed_since(start_version).size == 0
+    edits = []
+    while tree.atom_version - start_version < ATOM_LOG_LENGTH:      # strokes and undos
+        if len(edits) % 3 == 2:
+            tree.undo(edits.pop())
+        edit = tree.paint(random_disk(tree.shape, rng), int(rng.choice(tree.frontier())))
+        if edit is not None:
+            edits.append(edit)
+    logged = tree.atom_pixels_changed_since(start_version)
+    assert logged is not None
+    changed = np.flatnonzero(start_map != tree.atom_map)
+    assert changed.size and np.isin(changed, logged).all()
+    while tree.atom_version - start_version <= ATOM_LOG_LENGTH:
+        tree.paint(random_disk(tree.shape, rng), int(rng.choice(tree.frontier())))
+    assert tree.atom_pixels_changed_since(start_version) is None     # the log no longer reaches back
 
 
 def test_paint_into_a_group_joins_its_largest_leaf_and_an_emptied_region_disappears():
