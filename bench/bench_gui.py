@@ -92,19 +92,20 @@ def measure(app: QApplication, window: MainWindow, runs: int) -> dict[str, list[
         out["relabel"].append(timed(app, lambda: window.label_by_key(1 + run % 9)))
         value = int(rng.integers(window.granularity.maximum()))
         out["granularity"].append(timed(app, lambda: window.granularity.setValue(value)))
-        out["brush stroke"].append(timed(app, lambda: brush_stroke(window, a, rng)))
+        window.set_selection([a])
+        window.set_tool("brush")          # (choosing the tool is not part of a stroke)
+        out["brush stroke"].append(timed(app, lambda: brush_stroke(window, rng)))
+        window.set_tool("select")
         window.undo_group.undo()
     return out
 
 
-def brush_stroke(window: MainWindow, region: int, rng: np.random.Generator) -> None:
-    """What releasing a 60-pixel brush stroke (radius 12) does: paint into `region`, redraw."""
-    window.set_selection([region])
-    window.set_tool("brush")
+def brush_stroke(window: MainWindow, rng: np.random.Generator) -> None:
+    """What releasing a 60-pixel brush stroke (radius 12) does: paint into the selected
+    region, redraw."""
     row, col = rng.integers(60, SIDE - 60, size=2)
     points = np.stack([np.full(5, row), col + np.linspace(-30, 30, 5)], axis=1).astype(float)
     window.canvas.stroked.emit(points, 12.0)
-    window.set_tool("select")
 
 
 def main() -> None:
