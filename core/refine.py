@@ -191,6 +191,10 @@ class GuidedLabels:
             self._cache = quad.ravel(), corners, np.stack([x.ravel() for x in weights], 1).astype(np.float32)
         return self._cache
 
+    def release(self) -> None:
+        """Drop the per-pixel table (rebuilt on the next `assign`)."""
+        self._cache = None
+
     def _colours(self) -> tuple[np.ndarray, np.ndarray]:
         """(h*w, 3) mean Lab colour per token cell, and (H, W, 3) smoothed Lab per pixel."""
         h, w = self.grid

@@ -262,6 +262,8 @@ class MainWindow(QMainWindow):
     def show_image(self, index: int) -> None:
         if not 0 <= index < len(self.docs):
             return
+        if self.doc is not None and self.doc is not self.docs[index]:
+            _release_cutter(self.doc)
         self.current = index
         self.files.set_current(index)
         doc = self.docs[index]
@@ -356,6 +358,8 @@ class MainWindow(QMainWindow):
         if doc is None:
             return
         doc.image, doc.tree, doc.cutter = image, result.tree, result.cutter
+        if doc is not self.doc:          # segmented ahead: its cutting tables wait until shown
+            _release_cutter(doc)
         doc.tree.set_granularity(self.settings.tau)
         doc.undo.clear()
         self._set_status(doc, DONE)
@@ -901,3 +905,10 @@ def _size_of(path: str) -> tuple[int, int]:
 def _resolved(value: str, requested: str) -> str:
     """A setting as it runs, marked when it was chosen automatically."""
     return f"{value} (auto)" if requested == "auto" else value
+
+
+def _release_cutter(doc: ImageDoc) -> None:
+    """Free the tables the image's cutter keeps for splitting leaves (rebuilt on the next)."""
+    release = getattr(doc.cutter, "release", None)
+    if release is not None:
+        release()

@@ -54,7 +54,9 @@ class WarmSegmenter:
                 self._features.popitem(last=False)
         self._features.move_to_end(key)
         tree = self._segmenter.cut(image, features, progress, cancel)
-        return Segmented(tree, self._segmenter.cutter(image, features, tree.shape))
+        cutter = self._segmenter.cutter(image, features, tree.shape)
+        cutter.graph()       # built here, off the GUI thread, for the first split of a leaf
+        return Segmented(tree, cutter)
 
 
 def _encoder_key(settings: Settings) -> tuple:

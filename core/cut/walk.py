@@ -160,11 +160,15 @@ def walk_tree(w: np.ndarray, null: np.ndarray, tau_max: float, min_tokens: int =
 def walk_hierarchy(features: Features, settings: Settings,
                    cancel: Optional[CancelToken] = None) -> CutNode:
     """Random-walk NCut of the features' attention (or affinity), with automatic stopping."""
-    p, pi = transition_matrix(features, settings.alpha)
+    w, null = walk_graph(features, settings)
     check_cancel(cancel)
+    return walk_tree(w, null, settings.tau_max, settings.min_tokens, cancel)
+
+
+def walk_graph(features: Features, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
+    """The k-step walk affinity W_k of the features and its spatial null graph."""
+    p, pi = transition_matrix(features, settings.alpha)
     dist2 = squared_distances(features.grid)
     variance = step_variance(p, pi, dist2)
     steps = settings.walk_steps or automatic_steps(variance, features.grid)
-    w = walk_affinity(p, steps, pi)
-    null = spatial_null(variance, dist2, steps)
-    return walk_tree(w, null, settings.tau_max, settings.min_tokens, cancel)
+    return walk_affinity(p, steps, pi), spatial_null(variance, dist2, steps)
