@@ -28,6 +28,7 @@ from gui.commands import GranularityCommand, TreeEditCommand, changed_rows, chan
 from gui.document import DONE, EDITED, ERROR, NOT_SEGMENTED, QUEUED, WORKING, ImageDoc
 from gui.file_list import FileList
 from gui.history_view import HistoryView
+from gui.leaf_cuts import LeafCut, LeafCuts
 from gui.layer_model import LayerModel
 from gui.layer_panel import LayerPanel
 from gui.segmentation import SegmentFn, Segmented
@@ -107,6 +108,9 @@ class MainWindow(QMainWindow):
         layout.addLayout(bar)
         self.setCentralWidget(central)
 
+        self.leaf_cuts = LeafCuts()
+        self.leaf_cuts.done.connect(self._leaf_cut)
+        self.leaf_cuts.failed.connect(lambda request, message: self.stage.setText(message))
         self.layer_model = LayerModel(self._category_name)
         self.layer_model.on_visibility = self._set_visible
         self.layer_model.on_regroup = self.regroup
@@ -568,12 +572,34 @@ class MainWindow(QMainWindow):
                 self.set_selection(merged[:1])
 
     def split_selection(self) -> None:
+        """Expand the selected region one level; a finest region is cut again in the background."""
         doc = self.doc
         if doc and doc.tree and len(self.selection) == 1:
             nid = self.selection[0]
-            edit = self._apply("split", lambda: doc.tree.split(nid, doc.cutter))
-            if edit is not None:
-                self.set_selection(list(doc.tree.nodes[nid].children))
+            if doc.tree.nodes[nid].children or doc.cutter is None:
+                edit = self._apply("split", lambda: doc.tree.split(nid, doc.cutter))
+                if edit is not None:
+                    self.set_selection(list(doc.tree.nodes[nid].children))
+            elif self.leaf_cuts.start(doc, doc.tree, nid, doc.cutter):
+                self.stage.setText(f"cutting {self.layer_model.region_name(nid)} …")
+            else:
+                self.stage.setText("still cutting the last region: split again when it is done")
+
+    def _leaf_cut(self, request: LeafCut, labels: Optional[np.ndarray]) -> None:
+        """A background cut arrived: split the region with it, unless the tree moved on."""
+        doc = request.owner
+        assert isinstance(doc, ImageDoc)
+        if not request.still_valid(doc.tree):
+            self.stage.setText("the image changed while the region was being cut: split it again")
+            return
+        try:
+            edit = doc.tree.split(request.node_id, lambda mask: labels)
+        except TreeEditError as exc:
+            self.stage.setText(str(exc))
+            return
+        self._push(doc, edit, "split")
+        if doc is self.doc:
+            self.set_selection(list(doc.tree.nodes[request.node_id].children))
 
     def label_by_key(self, digit: int) -> None:
         if digit <= len(self.categories):
@@ -894,6 +920,7 @@ class MainWindow(QMainWindow):
         self.qsettings.setValue("window/geometry", self.saveGeometry())
         self.qsettings.setValue("window/state", self.saveState())
         self.worker.stop()
+        self.leaf_cuts.shutdown()
         super().closeEvent(event)
 
 

@@ -72,14 +72,39 @@ def test_split_beyond_atoms_and_ignore(qtbot, tmp_path):
     leaf = max((n for n in tree.nodes.values() if not n.children), key=lambda n: tree.area(n.id)).id
     window.set_selection([leaf])
     atoms = tree.n_atoms
-    key(qtbot, window, Qt.Key.Key_S)
-    assert tree.n_atoms > atoms and tree.nodes[leaf].children
+    key(qtbot, window, Qt.Key.Key_S)                       # cut in the background ...
+    assert "cutting" in window.stage.text() and not tree.nodes[leaf].children
+    qtbot.waitUntil(lambda: bool(tree.nodes[leaf].children), timeout=10_000)   # ... then split
+    assert tree.n_atoms > atoms and window.selection == tree.nodes[leaf].children
     tree.check_invariants()
     key(qtbot, window, Qt.Key.Key_I)
     assert all(tree.nodes[n].ignored for n in window.selection)
     key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert tree.n_atoms == atoms and not tree.nodes[leaf].children
+    tree.check_invariants()
+
+
+def test_a_leaf_cut_that_arrives_after_another_edit_is_not_applied(qtbot, tmp_path):
+    window = segmented_window(qtbot, tmp_path)
+    tree = window.doc.tree
+    leaves = [n for n in tree.frontier() if not tree.nodes[n].children]
+    window.set_selection([leaves[0]])
+    window.split_selection()
+    window.split_selection()                                   # one cut at a time
+    assert "still cutting" in window.stage.text()
+    before = state(tree)
+    window.set_selection([leaves[1]])
+    window.label_by_key(1)                # an edit while the cut runs (no event handled before it)
+    labelled = state(tree)
+    assert labelled != before
+    qtbot.waitUntil(lambda: window.leaf_cuts.pending is None, timeout=10_000)
+    qtbot.wait(10)
+    assert "changed while the region was being cut" in window.stage.text()
+    assert state(tree) == labelled and not tree.nodes[leaves[0]].children
+    window.set_selection([leaves[0]])
+    window.split_selection()                                   # asked again: done
+    qtbot.waitUntil(lambda: bool(tree.nodes[leaves[0]].children), timeout=10_000)
     tree.check_invariants()
 
 
