@@ -220,7 +220,8 @@ class FrontierOverlay:
         self._owner = np.zeros(0, dtype=np.int32)     # per atom: the frontier node showing it
         self._colors = np.zeros(0, dtype=np.uint32)   # per atom: its packed colour
         self._index = np.zeros((0, 0), dtype=np.intp)  # the atom map as gather indices ...
-        self._index_key: tuple = ()                    # ... of this atom map and version
+        self._index_of: Optional[np.ndarray] = None    # ... of this atom map ...
+        self._index_version = -1                       # ... at this version
 
     def update(self, tree: SegmentTree, category_colors: Mapping[int, tuple[int, int, int]],
                opacity: float) -> Optional[Box]:
@@ -255,12 +256,22 @@ class FrontierOverlay:
         """Every pixel in its atom's colour, written into the buffer in place (a new 4 MB
         buffer a jump costs page faults) through an index-sized copy of the atom map (numpy
         would convert the int32 map on every gather); both kept until the atom map changes."""
-        key = (id(tree.atom_map), tree.atom_version)
-        if self._index_key != key:
-            self._index, self._index_key = tree.atom_map.astype(np.intp), key
+        if self._index_of is not tree.atom_map or self._index_version != tree.atom_version:
+            self._follow_atom_map(tree)
         if self.pixels.shape != tree.shape:
             self.pixels = np.empty(tree.shape, dtype=np.uint32)
         np.take(colors, self._index, out=self.pixels, mode="wrap")    # (no out-of-range index: no wrap)
+
+    def _follow_atom_map(self, tree: SegmentTree) -> None:
+        """Bring the index copy of the atom map up to date: the pixels the tree logged as
+        changed, or a new copy."""
+        same_map = self._index_of is tree.atom_map
+        changed = tree.atom_pixels_changed_since(self._index_version) if same_map else None
+        if changed is None:
+            self._index = tree.atom_map.astype(np.intp)
+        else:
+            self._index.ravel()[changed] = tree.atom_map.ravel()[changed]
+        self._index_of, self._index_version = tree.atom_map, tree.atom_version
 
     def _changes(self, tree: SegmentTree, geometry: AtomGeometry, owner: np.ndarray,
                  colors: np.ndarray) -> tuple[Optional[np.ndarray], Optional[Box]]:
