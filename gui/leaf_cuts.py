@@ -42,6 +42,7 @@ class LeafCuts(QObject):
         super().__init__()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cuttree-leaf-cut")
         self.pending: Optional[LeafCut] = None
+        self._closed = False
         self._finished.connect(self._deliver)      # queued: delivered on the GUI thread
 
     def start(self, owner: object, tree: SegmentTree, node_id: int, cutter: Cutter) -> bool:
@@ -52,7 +53,7 @@ class LeafCuts(QObject):
         self.pending = request
         mask = tree.mask(node_id)
         future = self._pool.submit(cutter, mask)
-        future.add_done_callback(lambda f: self._finished.emit(request, f))
+        future.add_done_callback(lambda f: self._closed or self._finished.emit(request, f))
         return True
 
     def _deliver(self, request: LeafCut, future: Future) -> None:
@@ -65,5 +66,7 @@ class LeafCuts(QObject):
         self.done.emit(request, labels)
 
     def shutdown(self) -> None:
+        """Stop taking cuts; one still running finishes on its own and is dropped."""
+        self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
 

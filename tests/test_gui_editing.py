@@ -1,6 +1,9 @@
 """Drive the real window with clicks and keys: select, merge, split, label, undo/redo."""
 from __future__ import annotations
 
+import threading
+import time
+
 from PySide6.QtCore import Qt
 
 from tests.gui_helpers import click, key, segmented_window, state
@@ -106,6 +109,27 @@ def test_a_leaf_cut_that_arrives_after_another_edit_is_not_applied(qtbot, tmp_pa
     window.split_selection()                                   # asked again: done
     qtbot.waitUntil(lambda: bool(tree.nodes[leaves[0]].children), timeout=10_000)
     tree.check_invariants()
+
+
+def test_closing_the_window_during_a_leaf_cut_drops_the_cut(qtbot, tmp_path):
+    window = segmented_window(qtbot, tmp_path)
+    tree = window.doc.tree
+    leaf = next(n for n in tree.frontier() if not tree.nodes[n].children)
+    started = threading.Event()
+    cutter = window.doc.cutter
+
+    def slow_cut(mask):
+        started.set()
+        time.sleep(0.3)
+        return cutter(mask)
+    window.doc.cutter = slow_cut
+    window.set_selection([leaf])
+    window.split_selection()
+    assert started.wait(5)
+    window.close()
+    time.sleep(0.5)                      # the cut ends after the window closed: nothing is applied
+    qtbot.wait(50)
+    assert not tree.nodes[leaf].children and window.doc.undo.count() == 0
 
 
 def test_refused_edit_explains_itself(qtbot, tmp_path):
