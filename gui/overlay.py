@@ -254,8 +254,8 @@ class FrontierOverlay:
 
     def _gather_all(self, tree: SegmentTree, colors: np.ndarray) -> None:
         """Every pixel in its atom's colour, written into the buffer in place (a new 4 MB
-        buffer a jump costs page faults) through an index-sized copy of the atom map (numpy
-        would convert the int32 map on every gather); both kept until the atom map changes."""
+        buffer per jump costs page faults) through an intp copy of the atom map (numpy would
+        convert the int32 map on every gather), kept in step with the tree's change log."""
         if self._index_of is not tree.atom_map or self._index_version != tree.atom_version:
             self._follow_atom_map(tree)
         if self.pixels.shape != tree.shape:
