@@ -30,7 +30,7 @@ _ITEM = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.I
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 _GREY = QColor(128, 128, 128)
 _SHOWN_TIP = "shown as a segment"
-PARTIAL_REFRESH_MAX = 16      # more changed rows than this: one repaint of the whole panel
+PARTIAL_REFRESH_MAX = 16      # more changed rows than this: `values_changed`, not a dataChanged per row
 
 
 class RowValues(NamedTuple):
@@ -48,7 +48,7 @@ class LayerModel(QStandardItemModel):
 
     tree_replaced = Signal()      # a new tree (or none): the rows were rebuilt
     restructured = Signal()       # rows were moved: views restore what they had expanded
-    values_changed = Signal()     # many rows show new values: views repaint them all at once
+    values_changed = Signal(list)  # many rows (these node ids) show new values: views repaint them
 
     def __init__(self, category_name: Callable[[Optional[int]], str]) -> None:
         super().__init__()
@@ -134,7 +134,7 @@ class LayerModel(QStandardItemModel):
         finally:
             self.blockSignals(False)
         if len(shown) > PARTIAL_REFRESH_MAX:
-            self.values_changed.emit()
+            self.values_changed.emit(shown)
         else:
             for nid in shown:
                 self.dataChanged.emit(self.index_of(nid), self.index_of(nid, len(COLUMNS) - 1))
@@ -244,6 +244,10 @@ class LayerModel(QStandardItemModel):
     def index_of(self, node_id: int, column: int = 0) -> QModelIndex:
         cells = self._items.get(node_id)
         return QModelIndex() if cells is None else cells[column].index()
+
+    def parent_of(self, node_id: int) -> Optional[int]:
+        """The parent the rows show (the tree's, once the rows are up to date)."""
+        return self._parent.get(node_id)
 
     def node_id(self, index: Index) -> int:
         return int(index.data(NODE_ROLE))

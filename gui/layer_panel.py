@@ -1,7 +1,10 @@
 """The layer panel: a QTreeView over LayerModel whose selection mirrors the canvas; drag to regroup."""
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, Signal
+from typing import Optional
+
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, QRect, Qt, Signal
+from PySide6.QtGui import QRegion
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView
 
 from gui.layer_model import LayerModel
@@ -39,7 +42,7 @@ class LayerPanel(QTreeView):
         self.collapsed.connect(lambda index: self._open.discard(model.node_id(index)))
         model.tree_replaced.connect(self._after_reset)
         model.restructured.connect(self._reopen)
-        model.values_changed.connect(self.viewport().update)
+        model.values_changed.connect(self._repaint_rows)
 
     def selected_ids(self) -> list[int]:
         return [self.layers.node_id(i) for i in self.selectionModel().selectedRows(0)]
@@ -68,6 +71,31 @@ class LayerPanel(QTreeView):
     def _changed(self, *_: object) -> None:
         if not self._quiet and not self.layers.moving_rows:
             self.selected.emit(self.selected_ids())
+
+    def _repaint_rows(self, node_ids: list[int]) -> None:
+        """Repaint the rows of these nodes that are on screen (a granularity jump changes the
+        boldness of a hundred rows, most under collapsed branches or scrolled away: a full
+        repaint of the panel cost 2-3 ms)."""
+        viewport = self.viewport().rect()
+        region = QRegion()
+        open_: dict[int, bool] = {}      # per ancestor: expanded with all of its ancestors
+        for nid in node_ids:
+            if not self._reachable(self.layers.parent_of(nid), open_):
+                continue
+            rect = self.visualRect(self.layers.index_of(nid))
+            if rect.intersects(viewport):
+                region += QRect(0, rect.top(), viewport.width(), rect.height())
+        if not region.isEmpty():
+            self.viewport().update(region)
+
+    def _reachable(self, node_id: Optional[int], memo: dict[int, bool]) -> bool:
+        """Is the node (None: above the root) expanded, and each of its ancestors?"""
+        if node_id is None:
+            return True
+        if node_id not in memo:
+            memo[node_id] = (self.isExpanded(self.layers.index_of(node_id))
+                             and self._reachable(self.layers.parent_of(node_id), memo))
+        return memo[node_id]
 
     def _after_reset(self) -> None:
         self._open.clear()

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QMessageBox
 
 from tests.gui_helpers import click, inner_pixel, key, segmented_window, state
@@ -255,3 +255,29 @@ def _item_option(view, index):
     option.rect = view.visualRect(index)
     view.itemDelegateForIndex(index).initStyleOption(option, index)
     return option
+
+
+def test_layer_panel_on_screen_matches_a_fresh_render_after_granularity_jumps(qtbot, tmp_path, monkeypatch):
+    """Rows whose boldness changes are repainted where they are on screen (the panel repaints
+    only those rows, not itself)."""
+    monkeypatch.setattr("gui.layer_model.PARTIAL_REFRESH_MAX", 0)     # always the batched path
+    window = segmented_window(qtbot, tmp_path)
+    panel = window.layers
+    panel.expandAll()
+    viewport = panel.viewport()
+
+    def on_screen_equals_fresh() -> bool:
+        corner = viewport.mapTo(window, QPoint(0, 0))
+        shot = window.screen().grabWindow(window.winId(), corner.x(), corner.y(),
+                                          viewport.width(), viewport.height()).toImage()
+        fresh = viewport.grab().toImage()
+        return shot.convertToFormat(fresh.format()) == fresh
+
+    qtbot.wait(20)
+    rng = np.random.default_rng(4)
+    steps = window.granularity.maximum()
+    for value in [0, steps] + [int(v) for v in rng.integers(steps, size=8)]:
+        before = set(window.doc.tree.frontier())
+        window.granularity.setValue(value)
+        qtbot.wait(10)
+        assert on_screen_equals_fresh(), f"stale rows after a jump that changed {len(before ^ set(window.doc.tree.frontier()))}"
