@@ -236,6 +236,9 @@ def build_tree(root: CutNode, leaf_pixels: dict[int, np.ndarray], shape: tuple[i
     return SegmentTree(atom_map.reshape(shape), nodes, 0, image_size)
 
 
+CORE_COVERAGE = 0.5      # a region's core tokens: at least this share of their cell inside it
+
+
 class RegionCutter:
     """Splits one region in two: its tokens' best NCut split on the graph the tree was cut
     on (the walk's W_k, else DiffCut's affinity), else 2-means on colour."""
@@ -252,6 +255,7 @@ class RegionCutter:
         rows = np.minimum(np.arange(shape[0]) * h // shape[0], h - 1)
         cols = np.minimum(np.arange(shape[1]) * w // shape[1], w - 1)
         self.token_of_pixel = (rows[:, None] * w + cols[None, :]).ravel()
+        self.cell_size = np.bincount(self.token_of_pixel, minlength=h * w)
 
     def __call__(self, mask: np.ndarray) -> Optional[np.ndarray]:
         pixels = np.flatnonzero(mask)
@@ -263,7 +267,7 @@ class RegionCutter:
         return labels
 
     def _token_split(self, pixels: np.ndarray) -> Optional[np.ndarray]:
-        ids = np.unique(self.token_of_pixel[pixels])
+        ids = self._core_tokens(pixels)
         if len(ids) < 3:
             return None
         sub = self.graph()[np.ix_(ids, ids)].astype(np.float64)
@@ -281,6 +285,15 @@ class RegionCutter:
         for k, child in enumerate(root.children):
             out[np.searchsorted(pixels, np.sort(leaves[id(child)]))] = k
         return out
+
+    def _core_tokens(self, pixels: np.ndarray) -> np.ndarray:
+        """The tokens whose cells lie mostly inside the region (all its tokens when fewer than
+        three do): a split of cells the region only grazes moves almost no pixel."""
+        cells = self.token_of_pixel[pixels]
+        inside = np.bincount(cells, minlength=len(self.cell_size))
+        ids = np.flatnonzero(inside)
+        core = ids[inside[ids] >= CORE_COVERAGE * self.cell_size[ids]]
+        return core if len(core) >= 3 else ids
 
     def graph(self) -> np.ndarray:
         """The token graph the tree was cut on (built on the first cut)."""

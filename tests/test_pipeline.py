@@ -130,9 +130,10 @@ def test_split_beyond_the_atoms_cuts_a_leaf_and_undo_restores(coffee):
 
 
 def test_finest_regions_are_mostly_cut_by_tokens_and_tables_rebuild_after_release(coffee, monkeypatch):
-    """The cutter's regularised token graph gives a token split for most of the largest
-    leaves (without it, 9 of these 10 fell back to colour 2-means, whose halves are not
-    contiguous); a released cutter rebuilds its tables and cuts the same."""
+    """The cutter's split of a leaf's core tokens on the regularised graph moves pixels for
+    nearly all of the largest leaves (cutting all the tokens of the bare sub-graph, 9 of these
+    10 fell back to colour 2-means, whose halves are not contiguous; all the tokens of the
+    regularised graph, 5); a released cutter rebuilds its tables and cuts the same."""
     seg = Segmenter(Settings())
     features = seg.encode(coffee)
     tree = seg.cut(coffee, features)
@@ -146,7 +147,7 @@ def test_finest_regions_are_mostly_cut_by_tokens_and_tables_rebuild_after_releas
     leaves = sorted(tree.frontier(), key=tree.area, reverse=True)[:10]
     cuts = [cutter(tree.mask(leaf)) for leaf in leaves]
     assert all(c is not None and len(np.unique(c)) == 2 for c in cuts)
-    assert len(colour_splits) <= 6
+    assert len(colour_splits) <= 2
     cutter.release()
     assert cutter.chooser.guide._cache is None
     assert np.array_equal(cutter(tree.mask(leaves[0])), cuts[0])
