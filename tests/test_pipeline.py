@@ -129,16 +129,20 @@ def test_split_beyond_the_atoms_cuts_a_leaf_and_undo_restores(coffee):
     assert np.array_equal(tree.atom_map, before)
 
 
-def test_finest_regions_are_mostly_cut_by_tokens_and_tables_rebuild_after_release(coffee, monkeypatch):
+@pytest.mark.parametrize("method, most_colour_splits", [("auto", 2), ("diffcut", 6)])
+def test_finest_regions_are_mostly_cut_by_tokens_and_tables_rebuild_after_release(coffee, monkeypatch, method,
+                                                                                  most_colour_splits):
     """The cutter's split of a leaf's core tokens on the regularised graph moves pixels for
     nearly all of the largest leaves (cutting all the tokens of the bare sub-graph, 9 of these
     10 fell back to colour 2-means, whose halves are not contiguous; all the tokens of the
-    regularised graph, 5); a released cutter rebuilds its tables and cuts the same."""
-    seg = Segmenter(Settings())
+    regularised graph, 5); a released cutter rebuilds its tables and cuts the same. With
+    `diffcut` the graph is DiffCut's affinity instead of the walk's."""
+    seg = Segmenter(Settings(method=method))
     features = seg.encode(coffee)
     tree = seg.cut(coffee, features)
     cutter = seg.cutter(coffee, features, tree.shape)
     assert cutter.chooser.guide._cache is not None       # the cut's colour-guided table, shared
+    assert (cutter.graph() is cutter.graph()) and cutter.graph().shape == (features.grid[0] * features.grid[1],) * 2
     colour_splits = []
     original = RegionCutter._colour_split
     monkeypatch.setattr(RegionCutter, "_colour_split",
@@ -147,7 +151,7 @@ def test_finest_regions_are_mostly_cut_by_tokens_and_tables_rebuild_after_releas
     leaves = sorted(tree.frontier(), key=tree.area, reverse=True)[:10]
     cuts = [cutter(tree.mask(leaf)) for leaf in leaves]
     assert all(c is not None and len(np.unique(c)) == 2 for c in cuts)
-    assert len(colour_splits) <= 2
+    assert len(colour_splits) <= most_colour_splits
     cutter.release()
     assert cutter.chooser.guide._cache is None
     assert np.array_equal(cutter(tree.mask(leaves[0])), cuts[0])
