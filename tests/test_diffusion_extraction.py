@@ -142,3 +142,29 @@ def test_from_settings_follows_the_method(method, attention, noise, image, cache
     assert bool(features.attention) == attention
     assert features.meta["noise"] == noise
     assert features.encoder == "diffusion sd1 (cpu, float32)"
+
+
+@pytest.mark.parametrize("method", ["diffcut", "diffseg", "walk"])
+def test_a_finest_region_of_a_diffusion_tree_is_cut_again(method, image, cache_dir):
+    """The leaf cutter on diffusion features (concept assignment for pixels; DiffCut's affinity,
+    or the walk's graph on attention): a split of the largest leaf keeps the tree's invariants
+    and its undo restores the pixels."""
+    from core.pipeline import Segmenter
+    from core.settings import Settings
+    from core.tree import History
+
+    settings = Settings(encoder="diffusion", model=str(tiny_model("sd1")), method=method, cache_dir=cache_dir,
+                        cache_size_mb=0)
+    seg = Segmenter(settings)
+    features = seg.encode(image)
+    tree = seg.cut(image, features)
+    cutter = seg.cutter(image, features, tree.shape)
+    tree.set_granularity(settings.tau_max)
+    before = tree.atom_map.copy()
+    history = History(tree)
+    leaf = max((n for n in tree.frontier() if not tree.nodes[n].children), key=tree.area)
+    history.push(tree.split(leaf, cutter))
+    tree.check_invariants()
+    assert len(tree.nodes[leaf].children) == 2 and all(tree.area(c) > 0 for c in tree.nodes[leaf].children)
+    history.undo()
+    assert np.array_equal(tree.atom_map, before)
