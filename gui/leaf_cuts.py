@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 
 from core.tree import Cutter, SegmentTree
 
@@ -43,7 +43,9 @@ class LeafCuts(QObject):
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cuttree-leaf-cut")
         self.pending: Optional[LeafCut] = None
         self._closed = False
-        self._finished.connect(self._deliver)      # queued: delivered on the GUI thread
+        # always queued: a cut that ends before its callback is added calls the callback on
+        # the GUI thread, and the split must still wait for the event loop
+        self._finished.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
 
     def start(self, owner: object, tree: SegmentTree, node_id: int, cutter: Cutter) -> bool:
         """Begin cutting `node_id`; False while another cut is still running."""

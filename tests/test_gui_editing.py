@@ -111,6 +111,26 @@ def test_a_leaf_cut_that_arrives_after_another_edit_is_not_applied(qtbot, tmp_pa
     tree.check_invariants()
 
 
+def test_a_leaf_cut_done_before_its_callback_is_added_still_arrives_later(qtbot, tmp_path):
+    """A cut that finishes at once is applied through the event loop, like any other."""
+    window = segmented_window(qtbot, tmp_path)
+    tree = window.doc.tree
+    leaf = next(n for n in tree.frontier() if not tree.nodes[n].children)
+    labels = window.doc.cutter(tree.mask(leaf))
+    window.doc.cutter = lambda mask: labels
+    real_submit = window.leaf_cuts._pool.submit
+
+    def finished_at_once(fn, *args):
+        future = real_submit(fn, *args)
+        future.result()                  # done before `start` adds its callback
+        return future
+    window.leaf_cuts._pool.submit = finished_at_once
+    window.set_selection([leaf])
+    window.split_selection()
+    assert not tree.nodes[leaf].children and "cutting" in window.stage.text()
+    qtbot.waitUntil(lambda: bool(tree.nodes[leaf].children), timeout=5_000)
+
+
 def test_closing_the_window_during_a_leaf_cut_drops_the_cut(qtbot, tmp_path):
     window = segmented_window(qtbot, tmp_path)
     tree = window.doc.tree
