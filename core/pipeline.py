@@ -240,8 +240,8 @@ CORE_COVERAGE = 0.5      # a region's core tokens: at least this share of their 
 
 
 class RegionCutter:
-    """Splits one region in two: its tokens' best NCut split on the graph the tree was cut
-    on (the walk's W_k, else DiffCut's affinity), else 2-means on colour."""
+    """Splits one region in two: its core tokens' best NCut split on the graph the tree was
+    cut on (the walk's W_k, else DiffCut's affinity), else 2-means on colour (decision 0004)."""
 
     def __init__(self, image: np.ndarray, features: Features, shape: tuple[int, int],
                  settings: Settings, chooser: Optional[Chooser] = None) -> None:
