@@ -37,6 +37,7 @@ class AtomGeometry:
     counts: np.ndarray         # pixels per atom
     order: np.ndarray          # flat pixel indices sorted by atom ...
     starts: np.ndarray         # ... atom a's pixels are order[starts[a]:starts[a + 1]] ...
+    index: np.ndarray          # the atom map these describe, as intp (gather indices for the overlay)
     lists: dict[int, np.ndarray] = field(default_factory=dict)   # ... unless a stroke changed them
     revision: int = 0          # counts updates; `touched`: the atoms whose pixels the last one changed,
     touched: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
@@ -116,8 +117,7 @@ INCREMENTAL_MAX = 1 / 16               # a change of more of the atom map than t
 @dataclass
 class _Cached:
     atom_map: np.ndarray       # the tree's array itself: a new tree (a new array) never matches
-    version: int
-    copy: np.ndarray           # its pixels when `geometry` was last brought up to date
+    version: int               # its version when `geometry` (and its `index`) was brought up to date
     geometry: AtomGeometry
 
 
@@ -127,9 +127,9 @@ _geometry_cache: list[_Cached] = []      # the last one
 def atom_geometry(tree: SegmentTree) -> AtomGeometry:
     """The tree's atom geometry, kept up to date as its atom map changes.
 
-    A leaf cut, a brush stroke or their undo change the atom map: the pixels that differ from
-    the cached copy are found with one comparison, and a small change updates the geometry
-    instead of rebuilding it (a stroke then costs what it covers, not the image).
+    A leaf cut, a brush stroke or their undo change the atom map: the pixels the tree logged
+    as changed (else all) are compared with the geometry's copy of the map, and a small change
+    updates the geometry instead of rebuilding it (a stroke then costs what it covers).
     """
     cached = _geometry_cache[0] if _geometry_cache else None
     if cached is not None and cached.atom_map is tree.atom_map:
@@ -138,13 +138,13 @@ def atom_geometry(tree: SegmentTree) -> AtomGeometry:
         if cached is not None:
             return cached.geometry
     geometry = _compute_geometry(tree.atom_map, tree.n_atoms)
-    _geometry_cache[:] = [_Cached(tree.atom_map, tree.atom_version, tree.atom_map.copy(), geometry)]
+    _geometry_cache[:] = [_Cached(tree.atom_map, tree.atom_version, geometry)]
     return geometry
 
 
 def _follow(cached: _Cached, tree: SegmentTree) -> Optional[_Cached]:
     """Update the cached geometry to the tree's atom map; None when a rebuild is cheaper."""
-    flat, copy = tree.atom_map.ravel(), cached.copy.ravel()
+    flat, copy = tree.atom_map.ravel(), cached.geometry.index.ravel()
     candidates = tree.atom_pixels_changed_since(cached.version)
     if candidates is None or candidates.size > flat.size * INCREMENTAL_MAX:
         changed = np.flatnonzero(copy != flat)          # compare everything: as cheap, or no log
@@ -179,7 +179,8 @@ def _compute_geometry(atom_map: np.ndarray, n_atoms: int) -> AtomGeometry:
     order = np.argsort(keys, kind="stable")
     counts = np.bincount(flat, minlength=n_atoms)
     starts = np.concatenate([[0], np.cumsum(counts)])
-    return AtomGeometry(first, second, flat[first], flat[second], boxes, counts, order, starts)
+    return AtomGeometry(first, second, flat[first], flat[second], boxes, counts, order, starts,
+                        atom_map.astype(np.intp))
 
 
 def _edges_in(atom_map: np.ndarray, top: int, left: int, bottom: int, right: int) -> tuple[np.ndarray, np.ndarray]:
@@ -219,9 +220,6 @@ class FrontierOverlay:
         self._revision = -1
         self._owner = np.zeros(0, dtype=np.int32)     # per atom: the frontier node showing it
         self._colors = np.zeros(0, dtype=np.uint32)   # per atom: its packed colour
-        self._index = np.zeros((0, 0), dtype=np.intp)  # the atom map as gather indices ...
-        self._index_of: Optional[np.ndarray] = None    # ... of this atom map ...
-        self._index_version = -1                       # ... at this version
 
     def update(self, tree: SegmentTree, category_colors: Mapping[int, tuple[int, int, int]],
                opacity: float) -> Optional[Box]:
@@ -232,7 +230,7 @@ class FrontierOverlay:
         if changed is not None and not changed.any() and moved is None:
             return None
         if changed is None or geometry.area(changed) + _box_area(moved) > tree.atom_map.size // 4:
-            self._gather_all(tree, colors)          # a new tree, or much changed: one gather
+            self._gather_all(tree.shape, geometry, colors)     # a new tree, or much changed: one gather
             changed, moved = np.ones(len(owner), dtype=bool), None
             box: Optional[Box] = (0, 0, *tree.shape)
         else:
@@ -252,26 +250,13 @@ class FrontierOverlay:
         _redraw_borders(self.pixels, geometry, owner, colors, changed, moved)
         return box
 
-    def _gather_all(self, tree: SegmentTree, colors: np.ndarray) -> None:
+    def _gather_all(self, shape: tuple[int, int], geometry: AtomGeometry, colors: np.ndarray) -> None:
         """Every pixel in its atom's colour, written into the buffer in place (a new 4 MB
-        buffer per jump costs page faults) through an intp copy of the atom map (numpy would
-        convert the int32 map on every gather), kept in step with the tree's change log."""
-        if self._index_of is not tree.atom_map or self._index_version != tree.atom_version:
-            self._follow_atom_map(tree)
-        if self.pixels.shape != tree.shape:
-            self.pixels = np.empty(tree.shape, dtype=np.uint32)
-        np.take(colors, self._index, out=self.pixels, mode="wrap")    # (no out-of-range index: no wrap)
-
-    def _follow_atom_map(self, tree: SegmentTree) -> None:
-        """Bring the index copy of the atom map up to date: the pixels the tree logged as
-        changed, or a new copy."""
-        same_map = self._index_of is tree.atom_map
-        changed = tree.atom_pixels_changed_since(self._index_version) if same_map else None
-        if changed is None:
-            self._index = tree.atom_map.astype(np.intp)
-        else:
-            self._index.ravel()[changed] = tree.atom_map.ravel()[changed]
-        self._index_of, self._index_version = tree.atom_map, tree.atom_version
+        buffer per jump costs page faults) through the geometry's intp copy of the atom map
+        (numpy would convert the int32 map on every gather)."""
+        if self.pixels.shape != shape:
+            self.pixels = np.empty(shape, dtype=np.uint32)
+        np.take(colors, geometry.index, out=self.pixels, mode="wrap")    # (no out-of-range index: no wrap)
 
     def _changes(self, tree: SegmentTree, geometry: AtomGeometry, owner: np.ndarray,
                  colors: np.ndarray) -> tuple[Optional[np.ndarray], Optional[Box]]:
