@@ -54,9 +54,7 @@ class WarmSegmenter:
                 self._features.popitem(last=False)
         self._features.move_to_end(key)
         tree = self._segmenter.cut(image, features, progress, cancel)
-        cutter = self._segmenter.cutter(image, features, tree.shape)
-        cutter.graph()       # built here, off the GUI thread, for the first split of a leaf
-        return Segmented(tree, cutter)
+        return Segmented(tree, self._segmenter.cutter(image, features, tree.shape))
 
 
 def _encoder_key(settings: Settings) -> tuple:
