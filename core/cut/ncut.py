@@ -85,7 +85,8 @@ def best_bipartition(affinity: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, f
     n = len(v)
     thresholds = np.linspace(0.99 * v.min(), 0.99 * v.max(), N_THRESHOLDS)
     sizes = n - np.searchsorted(np.sort(v), thresholds, side="right")
-    inner = np.unique(sizes[(sizes > 0) & (sizes < n)])       # sorted candidate sizes
+    valid = (sizes > 0) & (sizes < n)
+    inner = np.unique(sizes[valid])                            # sorted candidate sizes
     if not len(inner):
         return v > thresholds[0], math.inf
     order = np.argsort(-v, kind="stable")
@@ -98,7 +99,6 @@ def best_bipartition(affinity: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, f
     vol_total = blocks.sum()
     cut = vol - assoc
     values = np.full(len(sizes), np.inf)
-    valid = (sizes > 0) & (sizes < n)
     with np.errstate(divide="ignore", invalid="ignore"):
         values[valid] = (cut / vol + cut / (vol_total - vol))[np.searchsorted(inner, sizes[valid])]
     best = int(np.argmin(values))
