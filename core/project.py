@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, Iterator, Optional
 
-from core.atomic_io import atomic_write_json
+from core.atomic_io import atomic_write_bytes, atomic_write_json
 from core.errors import CutTreeError, SettingsError
+from core.image_sources import is_uri
 from core.safe_json import DataFormatError, Fields, load_json
 from core.settings import Settings
 from core.tree import History, SegmentTree, node_color
@@ -86,6 +87,8 @@ class Project:
         self.settings = settings
         self.images: dict[int, ImageEntry] = {e.id: e for e in images or []}
         self.problems: list[str] = []
+        self._paths: dict[str, int] = {}
+        self._max_id = 0
 
     # ------------------------------------------------------------------ create / open / save
     @classmethod
@@ -124,22 +127,44 @@ class Project:
         atomic_write_json(self.folder / PROJECT_FILE, data, indent=1)
 
     # ------------------------------------------------------------------ images
-    def add_image(self, image_path: Path, width: int, height: int) -> ImageEntry:
-        """Register an image (path stored relative to the project folder when possible)."""
-        image_path = Path(image_path).absolute()
-        try:
-            rel = os.path.relpath(image_path, self.folder.absolute())
-        except ValueError:        # another drive on Windows: keep it absolute
-            rel = str(image_path)
-        rel = Path(rel).as_posix()
-        if any(e.path == rel for e in self.images.values()):
+    def add_image(self, image_path: Path | str, width: int, height: int) -> ImageEntry:
+        """Register an image (path stored relative to the project folder when possible; a URI
+        such as s3://bucket/a.jpg is stored as it is)."""
+        rel = self.image_key(image_path)
+        if self.find_image(rel) is not None:
             raise ProjectError(f"{image_path} is already in the project")
-        image_id = max(self.images, default=0) + 1
+        image_id = self._max_id + 1
         digest = hashlib.sha1(rel.encode("utf-8")).hexdigest()[:8]
-        annotation = f"{ANNOTATION_DIR}/{_safe_stem(image_path.stem)}-{digest}{ANNOTATION_SUFFIX}"
+        stem = PurePosixPath(rel).stem if is_uri(rel) else Path(image_path).stem
+        annotation = f"{ANNOTATION_DIR}/{_safe_stem(stem)}-{digest}{ANNOTATION_SUFFIX}"
         entry = ImageEntry(image_id, rel, int(width), int(height), annotation)
         self.images[image_id] = entry
+        self._paths[rel] = self._max_id = image_id
         return entry
+
+    def image_key(self, image_path: Path | str) -> str:
+        """How the project stores an image's location: POSIX path relative to the folder, or the URI."""
+        if isinstance(image_path, str) and is_uri(image_path):
+            return image_path
+        absolute = Path(image_path).absolute()
+        try:
+            rel = os.path.relpath(absolute, self.folder.absolute())
+        except ValueError:        # another drive on Windows: keep it absolute
+            rel = str(absolute)
+        return Path(rel).as_posix()
+
+    def find_image(self, key: str) -> Optional[ImageEntry]:
+        """The image stored under `key` (see `image_key`), or None."""
+        image_id = self._path_index().get(key)
+        return None if image_id is None else self.images[image_id]
+
+    def _path_index(self) -> dict[str, int]:
+        """Path -> id and the largest id, kept across calls (rebuilt when `images` changed size
+        behind their back), so adding a large dataset's images one by one is not quadratic."""
+        if len(self._paths) != len(self.images):
+            self._paths = {e.path: e.id for e in self.images.values()}
+            self._max_id = max(self.images, default=0)
+        return self._paths
 
     def image_path(self, image_id: int) -> Path:
         return (self.folder / self.images[image_id].path).resolve()
@@ -168,6 +193,11 @@ class Project:
     def save_tree(self, image_id: int, tree: SegmentTree, history: Optional[History] = None) -> None:
         """Write one image's annotation file atomically."""
         save_tree_file(self.annotation_path(image_id), tree, history)
+
+    def write_tree_bytes(self, image_id: int, data: bytes) -> None:
+        """Write one image's annotation file atomically from tree-file bytes made elsewhere (by
+        `tree_file_bytes`, e.g. on a cluster worker); `load_tree` validates them when read."""
+        atomic_write_bytes(self.annotation_path(image_id), data)
 
     def load_tree(self, image_id: int) -> Optional[SavedTree]:
         """The image's saved tree, or None when it has none; a damaged file is moved aside."""

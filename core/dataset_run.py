@@ -1,0 +1,238 @@
+"""Segment a whole dataset into a project (and/or `--out` files), resumable and exact.
+
+The driver is the only writer. Per finished image it writes, in this order: the `--out` files,
+the tree file (atomically), one fsync'ed journal line; `project.json` is saved every
+CHECKPOINT_IMAGES images or CHECKPOINT_SECONDS and at the end. A run killed at any moment and
+started again folds the journal into the project, skips the images with a tree, and segments
+the rest, so every image ends in the project exactly once (decision 0204).
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Optional
+
+from tqdm import tqdm
+
+from core.atomic_io import atomic_write_bytes
+from core.engines import ClusterOptions, Engine, ImageResult, WorkerOptions, get_engine
+from core.image_sources import is_uri, source_name
+from core.project import PROJECT_FILE, Project
+from core.run_journal import JournalRecord, ProjectLock, RunJournal
+from core.settings import Settings
+
+CHECKPOINT_IMAGES = 200
+CHECKPOINT_SECONDS = 30.0
+
+
+@dataclass
+class RunOptions:
+    """What a `segment` run writes and which images it (re)does."""
+
+    project: Optional[Path] = None
+    out: Optional[Path] = None
+    redo: bool = False
+    retry_failed: bool = False
+    engine: str = "local"
+    cluster: ClusterOptions = field(default_factory=ClusterOptions)
+    threads: Optional[int] = None
+    progress: bool = True
+
+
+@dataclass
+class WorkerStats:
+    images: int = 0
+    seconds: float = 0.0
+    failures: int = 0
+
+
+@dataclass
+class RunSummary:
+    """What a run did; `failed` maps each image that is not segmented to its message."""
+
+    requested: int = 0
+    segmented: int = 0
+    skipped: int = 0                 # already in the project
+    failed: dict[str, str] = field(default_factory=dict)
+    earlier_failures: int = 0        # failed in an earlier run and not retried (see --retry-failed)
+    encoder: str = ""
+    workers: dict[str, WorkerStats] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+
+    def add(self, result: ImageResult) -> None:
+        stats = self.workers.setdefault(result.worker or "(lost)", WorkerStats())
+        stats.images += 1
+        stats.seconds += result.seconds
+        if result.ok:
+            self.segmented += 1
+            self.encoder = self.encoder or result.encoder
+        else:
+            stats.failures += 1
+            self.failed[result.source] = result.error
+
+
+class ProjectWriter:
+    """The driver's side of the project: which images are done, and writing finished ones."""
+
+    def __init__(self, folder: Path, settings: Settings) -> None:
+        self.folder = Path(folder)
+        self.project = (Project.open(self.folder) if (self.folder / PROJECT_FILE).is_file()
+                        else Project.create(self.folder, settings=settings))
+        self.journal = RunJournal(self.folder)
+        self.failures: dict[str, JournalRecord] = {}
+        self._unsaved = 0
+        self._saved_at = time.monotonic()
+        self._fold_journal()
+
+    def _fold_journal(self) -> None:
+        """Add the images a killed run finished after its last save; remember the failures."""
+        for key, record in self.journal.replay().items():
+            if not record.ok:
+                self.failures[key] = record
+            elif self.project.find_image(key) is None:
+                self.project.add_image(key if is_uri(key) else self.folder / key, record.width, record.height)
+        self.project.save()
+
+    def is_done(self, source: str) -> bool:
+        entry = self.project.find_image(self.project.image_key(source))
+        return entry is not None and self.project.has_tree(entry.id)
+
+    def failed_before(self, source: str) -> Optional[str]:
+        record = self.failures.get(self.project.image_key(source))
+        return None if record is None else record.message
+
+    def write(self, result: ImageResult) -> None:
+        """Record one finished or failed image durably."""
+        key = self.project.image_key(result.source)
+        if not result.ok:
+            record = JournalRecord(key, False, message=result.error)
+            self.failures[key] = record
+            self.journal.append(record)
+            return
+        entry = (self.project.find_image(key)
+                 or self.project.add_image(result.source, result.width, result.height))
+        entry.width, entry.height = result.width, result.height
+        self.project.write_tree_bytes(entry.id, result.tree)
+        self.journal.append(JournalRecord(key, True, result.width, result.height))
+        self.failures.pop(key, None)
+        self._unsaved += 1
+        if self._unsaved >= CHECKPOINT_IMAGES or time.monotonic() - self._saved_at > CHECKPOINT_SECONDS:
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        self.project.save()
+        self._unsaved, self._saved_at = 0, time.monotonic()
+
+    def close(self) -> None:
+        """Save `project.json`, then shrink the journal to the failures it still has to remember."""
+        self.checkpoint()
+        self.journal.compact(list(self.failures.values()))
+
+
+def run_dataset(sources: list[str], settings: Settings, options: RunOptions,
+                engine: Optional[Engine] = None, worker: Optional[WorkerOptions] = None) -> RunSummary:
+    """Segment `sources` as `options` say; raises CutTreeError (e.g. ProjectLocked) before any work."""
+    start = time.perf_counter()
+    worker = worker or WorkerOptions(settings.to_dict(), outputs=options.out is not None,
+                                     threads=options.threads)
+    engine = engine or get_engine(options.engine)
+    summary = RunSummary(requested=len(sources))
+    lock = ProjectLock(options.project) if options.project else None
+    if lock:
+        lock.acquire()
+    try:
+        writer = ProjectWriter(options.project, settings) if options.project else None
+        todo = _plan(sources, writer, options, summary)
+        if options.out:
+            options.out.mkdir(parents=True, exist_ok=True)
+        stems = _stems(todo)
+        try:
+            for result in _progress(engine(todo, worker, options.cluster), len(todo), summary, options):
+                if result.ok and options.out:
+                    for suffix, data in result.outputs.items():
+                        atomic_write_bytes(options.out / f"{stems[result.index]}{suffix}", data)
+                if writer:
+                    writer.write(result)
+                summary.add(result)
+        finally:
+            if writer:
+                writer.close()
+    finally:
+        if lock:
+            lock.release()
+    summary.wall_seconds = time.perf_counter() - start
+    return summary
+
+
+def _plan(sources: list[str], writer: Optional[ProjectWriter], options: RunOptions,
+          summary: RunSummary) -> list[tuple[int, str]]:
+    """The (index, source) items still to segment."""
+    todo = []
+    for index, source in enumerate(sources):
+        if writer and not options.redo:
+            if writer.is_done(source):
+                summary.skipped += 1
+                continue
+            earlier = writer.failed_before(source)
+            if earlier is not None and not options.retry_failed:
+                summary.earlier_failures += 1
+                summary.failed[source] = earlier
+                continue
+        todo.append((index, source))
+    return todo
+
+
+def _stems(items: list[tuple[int, str]]) -> dict[int, str]:
+    """A unique output stem per image of this run (the file's stem, then stem-2, stem-3...)."""
+    taken: set[str] = set()
+    stems = {}
+    for index, source in items:
+        base = Path(source_name(source)).stem
+        stem, n = base, 2
+        while stem in taken:
+            stem, n = f"{base}-{n}", n + 1
+        taken.add(stem)
+        stems[index] = stem
+    return stems
+
+
+def _progress(results: Iterable[ImageResult], total: int, summary: RunSummary,
+              options: RunOptions) -> Iterator[ImageResult]:
+    """A tqdm bar (images/s, ETA, failures) over the results; failures are printed as they come."""
+    bar = tqdm(total=total, unit="image", file=sys.stderr, disable=None if options.progress else True,
+               dynamic_ncols=True, smoothing=0.1)
+    failures = 0
+    try:
+        for result in results:
+            yield result
+            if not result.ok:
+                failures += 1
+                tqdm.write(f"error: {result.error}", file=sys.stderr)
+            bar.set_postfix(failed=failures, refresh=False)
+            bar.update(1)
+    finally:
+        bar.close()
+
+
+def print_summary(summary: RunSummary, target: str, settings: Settings,
+                  write: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> None:
+    """The end-of-run report: per worker, the failures, and one totals line."""
+    if len(summary.workers) > 1 or (summary.workers and "(lost)" not in summary.workers):
+        write(f"{'worker':<28} {'images':>7} {'seconds':>9} {'failures':>8}")
+        for name, stats in sorted(summary.workers.items()):
+            write(f"{name:<28} {stats.images:>7} {stats.seconds:>9.1f} {stats.failures:>8}")
+    if summary.failed:
+        write(f"{len(summary.failed)} image(s) not segmented:")
+        for source, message in summary.failed.items():
+            write(f"  {source}: {message}" if source not in message else f"  {message}")
+        if summary.earlier_failures:
+            write(f"({summary.earlier_failures} failed in an earlier run; --retry-failed tries them again)")
+    done = summary.segmented + summary.skipped
+    encoder = summary.encoder or settings.encoder
+    write(f"{done} of {summary.requested} images segmented into {target} with the {encoder} encoder and "
+          f"the {settings.cut_method} method"
+          + (f" ({summary.skipped} already there)" if summary.skipped else "")
+          + (f"; {len(summary.failed)} failed" if summary.failed else "")
+          + f"; wall time {summary.wall_seconds:.1f} s")

@@ -1,0 +1,158 @@
+"""Engines that segment a dataset's images: `local` (one process) and `ray` (a Ray cluster).
+
+Both run the same `ImageJob` (one warm Segmenter per process or actor) and yield one
+`ImageResult` per image: the project's own tree-file bytes (whatever the tree format holds), or
+the message saying why the image failed. They never write the project; the driver does
+(core/dataset_run.py).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, Protocol
+
+import numpy as np
+from PIL import Image
+
+from core.errors import CutTreeError
+from core.image_sources import load_source, source_name
+from core.pipeline import Segmenter
+from core.settings import Settings
+from core.tree import SegmentTree
+from core.tree_file import tree_file_bytes
+
+#: the per-image files of `segment --out`, by the suffix after the image's stem
+OUTPUT_SUFFIXES = ("_labels.png", "_overlay.png", "_coco.json")
+
+
+@dataclass
+class WorkerOptions:
+    """What every worker needs to segment like every other (sent to Ray actors as is)."""
+
+    settings: dict[str, Any]                 # Settings.to_dict()
+    outputs: bool = False                    # also render the `--out` files
+    threads: Optional[int] = None            # CPU threads per worker (None: the library default)
+    make_segmenter: Callable[[Settings], Segmenter] = Segmenter
+
+
+@dataclass
+class ImageResult:
+    """One image's outcome: its tree-file bytes (and `--out` files) or an error message."""
+
+    index: int
+    source: str
+    tree: bytes = b""
+    width: int = 0
+    height: int = 0
+    outputs: dict[str, bytes] = field(default_factory=dict)
+    error: str = ""
+    worker: str = ""
+    encoder: str = ""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+@dataclass
+class ClusterOptions:
+    """How the ray engine runs (the local engine ignores them)."""
+
+    address: Optional[str] = None            # None: start a Ray instance on this machine
+    workers: Optional[int] = None            # None: as many as the cluster's resources allow
+    gpus_per_worker: float = 0.0
+    cpus_per_worker: float = 1.0
+    batch_size: int = 1
+
+
+class Engine(Protocol):
+    def __call__(self, items: list[tuple[int, str]], options: WorkerOptions,
+                 cluster: ClusterOptions) -> Iterator[ImageResult]:
+        """One result per (index, source) item, in any order."""
+
+
+class ImageJob:
+    """Segments images one at a time in this process with one warm Segmenter."""
+
+    def __init__(self, options: WorkerOptions) -> None:
+        self.options = options
+        self.segmenter = options.make_segmenter(Settings.from_dict(options.settings))
+        self.encoder = self.segmenter.encoder.name          # loads the model now, once
+        limit_threads(options.threads)
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+
+    def load(self, source: str) -> np.ndarray | CutTreeError:
+        """The decoded image, or the error saying why it cannot be read (kept for `segment`)."""
+        try:
+            return load_source(source)
+        except CutTreeError as exc:
+            return exc
+
+    def segment(self, index: int, source: str, image: np.ndarray | CutTreeError) -> ImageResult:
+        """Segment a decoded image; any failure becomes the result's message, never a raise."""
+        start = time.perf_counter()
+        result = ImageResult(index, source, worker=self.worker, encoder=self.encoder)
+        try:
+            if isinstance(image, CutTreeError):
+                raise image
+            tree = self.segmenter.cut(image, self.segmenter.encode(image))
+            result.tree = tree_file_bytes(tree)
+            result.height, result.width = tree.image_size
+            if self.options.outputs:
+                result.outputs = render_outputs(image, tree, source_name(source))
+        except CutTreeError as exc:
+            result.error = str(exc)
+        except Exception as exc:        # one bad image must not end a run of thousands
+            result.error = f"{source}: segmentation failed ({type(exc).__name__}: {exc})"
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def __call__(self, index: int, source: str) -> ImageResult:
+        return self.segment(index, source, self.load(source))
+
+
+def render_outputs(image: np.ndarray, tree: SegmentTree, name: str) -> dict[str, bytes]:
+    """The bytes of `segment --out`'s files: label map, overlay and class-agnostic COCO."""
+    from core.export.coco import write_coco_instances
+    from core.render import frontier_colors, frontier_label_image, overlay, save_label_png
+
+    labels = frontier_label_image(tree)
+    with tempfile.TemporaryDirectory(prefix="cuttree-out-") as tmp:
+        folder = Path(tmp)
+        save_label_png(folder / OUTPUT_SUFFIXES[0], labels)
+        Image.fromarray(overlay(image, labels, frontier_colors(tree))).save(folder / OUTPUT_SUFFIXES[1])
+        write_coco_instances(folder / OUTPUT_SUFFIXES[2], [(name, tree)])
+        return {suffix: (folder / suffix).read_bytes() for suffix in OUTPUT_SUFFIXES}
+
+
+def limit_threads(threads: Optional[int]) -> None:
+    """Pin this process's BLAS/OpenMP (and torch, when loaded) to `threads` for its lifetime."""
+    if threads is None:
+        return
+    from threadpoolctl import threadpool_limits
+
+    global _THREAD_LIMIT
+    _THREAD_LIMIT = threadpool_limits(limits=threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
+_THREAD_LIMIT: Any = None      # keeps the threadpoolctl limit alive
+
+
+ENGINES = ("local", "ray")
+
+
+def get_engine(name: str) -> Engine:
+    """The engine called `name` (ray is imported only when asked for)."""
+    if name == "local":
+        from core.engines.local import run_local
+        return run_local
+    from core.engines.ray_engine import run_ray
+    return run_ray
