@@ -84,7 +84,7 @@ class ImageJob:
         self.options = options
         self.segmenter = options.make_segmenter(Settings.from_dict(options.settings))
         self.encoder = self.segmenter.encoder.name          # loads the model now, once
-        limit_threads(options.threads)
+        self.threads = ThreadLimit(options.threads)
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def load(self, source: str) -> np.ndarray | CutTreeError:
@@ -116,6 +116,10 @@ class ImageJob:
     def __call__(self, index: int, source: str) -> ImageResult:
         return self.segment(index, source, self.load(source))
 
+    def close(self) -> None:
+        """Give the process its thread settings back (the local engine runs in the caller's)."""
+        self.threads.restore()
+
 
 def render_outputs(image: np.ndarray, tree: SegmentTree, name: str) -> dict[str, bytes]:
     """The bytes of `segment --out`'s files: label map, overlay and class-agnostic COCO."""
@@ -131,19 +135,29 @@ def render_outputs(image: np.ndarray, tree: SegmentTree, name: str) -> dict[str,
         return {suffix: (folder / suffix).read_bytes() for suffix in OUTPUT_SUFFIXES}
 
 
-def limit_threads(threads: Optional[int]) -> None:
-    """Pin this process's BLAS/OpenMP (and torch, when loaded) to `threads` for its lifetime."""
-    if threads is None:
-        return
-    from threadpoolctl import threadpool_limits
+class ThreadLimit:
+    """Pins this process's BLAS/OpenMP pools (and torch, when loaded) to `threads` until `restore`.
+    Equal thread counts give bit-identical diffusion features on the local and Ray engines (a
+    different count changes float sums in the last bits)."""
 
-    global _THREAD_LIMIT
-    _THREAD_LIMIT = threadpool_limits(limits=threads)
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(threads)
+    def __init__(self, threads: Optional[int]) -> None:
+        self._pools = self._torch = None
+        if threads is None:
+            return
+        from threadpoolctl import threadpool_limits
 
+        self._pools = threadpool_limits(limits=threads)
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            self._torch = torch.get_num_threads()
+            torch.set_num_threads(threads)
 
-_THREAD_LIMIT: Any = None      # keeps the threadpoolctl limit alive
+    def restore(self) -> None:
+        if self._pools is not None:
+            self._pools.restore_original_limits()
+        if self._torch is not None:
+            sys.modules["torch"].set_num_threads(self._torch)
+        self._pools = self._torch = None
 
 
 ENGINES = ("local", "ray")

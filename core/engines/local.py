@@ -14,6 +14,13 @@ def run_local(items: list[tuple[int, str]], options: WorkerOptions,
               cluster: ClusterOptions | None = None) -> Iterator[ImageResult]:
     """Segment `items` here, one by one; decoding runs on its own thread so the encoder never waits."""
     job = ImageJob(options)
+    try:
+        yield from _segment_prefetched(job, items)
+    finally:
+        job.close()
+
+
+def _segment_prefetched(job: ImageJob, items: list[tuple[int, str]]) -> Iterator[ImageResult]:
     pending: deque[tuple[int, str, Future]] = deque()
     todo = iter(items)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cuttree-decode") as pool:

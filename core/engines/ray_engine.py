@@ -50,10 +50,11 @@ class RaySegmentActor:
 
         deaths = ray.get(self.ledger.start.remote(index))
         if deaths >= MAX_DEATHS:
-            return ImageResult(index, source, worker=self.job.worker,
-                               error=f"{source}: the worker process died each of the {deaths} times "
-                                     f"it segmented this image")
-        result = self.job(index, source)
+            result = ImageResult(index, source, worker=self.job.worker,
+                                 error=f"{source}: the worker process died each of the {deaths} times "
+                                       f"it segmented this image")
+        else:
+            result = self.job(index, source)
         self.ledger.finish.remote(index)
         return result
 
@@ -134,8 +135,9 @@ def default_workers(ray: Any, cluster: ClusterOptions) -> int:
     return max(1, int(resources.get("CPU", 1) // cluster.cpus_per_worker))
 
 
-def connect(address: Optional[str]) -> Any:
-    """Ray, initialised once per process: a new local instance, or the cluster at `address`."""
+def connect(address: Optional[str], num_cpus: Optional[int] = None) -> Any:
+    """Ray, initialised once per process: a new local instance (`num_cpus` of this machine's
+    CPUs, default all), or the cluster at `address` ("auto" or HOST:PORT)."""
     for name, level in QUIET.items():     # the driver reports progress and failures itself
         os.environ.setdefault(name, level)
     try:
@@ -145,11 +147,16 @@ def connect(address: Optional[str]) -> Any:
         raise RayUnavailable(f"--engine ray needs Ray ({exc.name or exc} is not installed): "
                              f"{INSTALL_HINT}") from None
     if not ray.is_initialized():
-        code = str(Path(__file__).resolve().parents[1])      # this CutTree's `core`, on every worker
         try:
-            ray.init(address=address, runtime_env={"py_modules": [code]}, include_dashboard=False,
+            ray.init(address=address, num_cpus=num_cpus, runtime_env=runtime_env(), include_dashboard=False,
                      log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = f"the Ray cluster at {address}" if address else "a local Ray instance"
             raise RayUnavailable(f"cannot start or reach {where}: {exc}") from None
     return ray
+
+
+def runtime_env() -> dict[str, Any]:
+    """Workers import this very `core` package (shipped by Ray), whatever the nodes have installed;
+    the nodes need CutTree's dependencies only."""
+    return {"py_modules": [str(Path(__file__).resolve().parents[1])]}
