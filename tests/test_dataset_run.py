@@ -179,7 +179,7 @@ def test_ray_project_equals_the_local_one(ray_address, photos, local_project, tm
     settings = Settings(classic_tokens=12)
     summary = run_dataset(collect_sources([photos]), settings, ray_options(tmp_path / "p"))
     assert summary.segmented == len(PHOTOS) and not summary.failed
-    assert len(summary.workers) == 2 and sum(w.images for w in summary.workers.values()) == len(PHOTOS)
+    assert sum(w.images for w in summary.workers.values()) == len(PHOTOS)   # one worker may start first and do all
     assert_same_trees(trees(tmp_path / "p"), trees(local_project))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Optional
 
 from core.cli.settings_args import add_settings_arguments, settings_from_args
 from core.dataset_run import RunOptions, print_summary, run_dataset
@@ -11,6 +12,8 @@ from core.engines import ENGINES, ClusterOptions
 from core.errors import CutTreeError
 from core.image_io import IMAGE_EXTENSIONS
 from core.image_sources import collect_sources
+from core.project import PROJECT_FILE, Project
+from core.settings import Settings
 
 
 def register(subparsers: "argparse._SubParsersAction") -> None:
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: --{name.replace('_', '-')} must be at least 1, got {value}", file=sys.stderr)
             return 2
     try:
-        settings = settings_from_args(args)
+        settings = settings_from_args(args, base=project_settings(args.project))
         sources = collect_sources(args.inputs, args.recursive)
         if not sources:
             print(f"error: no images found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})", file=sys.stderr)
@@ -71,6 +74,13 @@ def run(args: argparse.Namespace) -> int:
     target = " and ".join(str(p) for p in (args.project, args.out) if p is not None)
     print_summary(summary, target, settings)
     return 1 if summary.failed else 0
+
+
+def project_settings(folder: Optional[Path]) -> Optional[Settings]:
+    """An existing project's settings: the options given on the command line change only those."""
+    if folder is None or not (folder / PROJECT_FILE).is_file():
+        return None
+    return Project.open(folder).settings
 
 
 def run_options(args: argparse.Namespace) -> RunOptions:

@@ -74,13 +74,14 @@ def _result(row: dict[str, Any]) -> ImageResult:
 def run_ray(items: list[tuple[int, str]], options: WorkerOptions,
             cluster: ClusterOptions) -> Iterator[ImageResult]:
     """One result per item from a Ray cluster (an item no result came back for becomes a failure)."""
+    if not items:
+        return
     ray = connect(cluster.address)
     seen: set[int] = set()
-    if items:
-        for result in _map(ray, items, options, cluster):
-            if result.index not in seen:
-                seen.add(result.index)
-                yield result
+    for result in _map(ray, items, options, cluster):
+        if result.index not in seen:
+            seen.add(result.index)
+            yield result
     for index, source in items:
         if index not in seen:
             yield ImageResult(index, source, error=f"{source}: no result came back from the Ray cluster")
