@@ -88,12 +88,15 @@ class ProjectWriter:
 
     def _fold_journal(self) -> None:
         """Add the images a killed run finished after its last save; remember the failures."""
+        folded = 0
         for key, record in self.journal.replay().items():
             if not record.ok:
                 self.failures[key] = record
             elif self.project.find_image(key) is None:
                 self.project.add_image(key if is_uri(key) else self.folder / key, record.width, record.height)
-        self.project.save()
+                folded += 1
+        if folded:
+            self.project.save()
 
     def is_done(self, source: str) -> bool:
         entry = self.project.find_image(self.project.image_key(source))
@@ -219,7 +222,7 @@ def _progress(results: Iterable[ImageResult], total: int, summary: RunSummary,
 def print_summary(summary: RunSummary, target: str, settings: Settings,
                   write: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> None:
     """The end-of-run report: per worker, the failures, and one totals line."""
-    if len(summary.workers) > 1 or (summary.workers and "(lost)" not in summary.workers):
+    if summary.workers:
         write(f"{'worker':<28} {'images':>7} {'seconds':>9} {'failures':>8}")
         for name, stats in sorted(summary.workers.items()):
             write(f"{name:<28} {stats.images:>7} {stats.seconds:>9.1f} {stats.failures:>8}")

@@ -236,3 +236,28 @@ def test_driver_killed_mid_run_resumes_to_every_image_once(ray_address, photos, 
     assert resumed.returncode == 0, resumed.stderr
     assert f"({done_at_kill} already there)" in resumed.stderr
     assert_same_trees(trees(project), trees(local_project))
+
+
+def test_local_run_killed_mid_image_resumes_to_every_image_once(photos, local_project, tmp_path):
+    """The local engine's worker is the driver: the hook SIGKILLs it while it encodes the rocket."""
+    project = tmp_path / "p"
+    script = (
+        "import sys; from pathlib import Path; import numpy as np; from PIL import Image\n"
+        "from core.dataset_run import RunOptions, run_dataset\n"
+        "from core.engines import WorkerOptions\n"
+        "from core.image_sources import collect_sources\n"
+        "from core.settings import Settings\n"
+        "from tests.dataset_hooks import killing_factory\n"
+        "photos, project = Path(sys.argv[1]), Path(sys.argv[2])\n"
+        "victim = np.asarray(Image.open(photos / 'rocket.png')).shape[:2]\n"
+        "settings = Settings(classic_tokens=12)\n"
+        "worker = WorkerOptions(settings.to_dict(), make_segmenter=killing_factory({victim: None}))\n"
+        "run_dataset(collect_sources([photos]), settings, RunOptions(project=project, progress=False), worker=worker)\n")
+    killed = subprocess.run([sys.executable, "-c", script, str(photos), str(project)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    done_at_kill = (project / JOURNAL_FILE).read_text().count('"done"')
+    assert done_at_kill == sorted(PHOTOS).index("rocket")          # folders are listed in name order
+    resumed = run_cli("segment", str(photos), "--project", str(project), *CLASSIC)
+    assert resumed.returncode == 0 and f"({done_at_kill} already there)" in resumed.stderr, resumed.stderr
+    assert_same_trees(trees(project), trees(local_project))
