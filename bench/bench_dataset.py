@@ -3,8 +3,9 @@
 Every configuration runs one CPU thread per worker (the local run too), writes a fresh project
 through the real driver (tree files, journal, checkpoints), and is interleaved with the others
 round by round, because this machine's speed drifts. Printed per configuration: wall time,
-start-up (until the first image is back), steady images/s (after the first image), the driver's
-write time per image; then Ray's overhead per image (Ray with 1 worker against local) and a
+start-up (until the first image is back), steady images/s (after the first image); then Ray's
+overhead per image (Ray with 1 worker against local), the driver's write capacity alone (its
+writing threads against one thread, the baseline), and a
 PROJECTION of 100,000 images on 1, 8 and 64 GPUs from an ASSUMED GPU time per image (no GPU
 was measured here; see --gpu-seconds).
 Goals (issue 15): Ray with 1 worker within 10 % of local throughput; 2 workers >= 1.6x 1 worker.
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import core.dataset_run as dataset_run                                   # noqa: E402
 from core.dataset_run import RunOptions, run_dataset                     # noqa: E402
-from core.engines import ClusterOptions, get_engine                      # noqa: E402
+from core.engines import ClusterOptions, ImageJob, ImageResult, WorkerOptions, get_engine  # noqa: E402
 from core.engines.ray_engine import connect                              # noqa: E402
 from core.image_sources import collect_sources                           # noqa: E402
 from core.settings import Settings                                       # noqa: E402
@@ -43,7 +44,6 @@ class Measured:
     walls: list[float] = field(default_factory=list)
     starts: list[float] = field(default_factory=list)
     rates: list[float] = field(default_factory=list)
-    writes: list[float] = field(default_factory=list)
 
 
 def timed_engine(name: str, stamps: list[float]):
@@ -57,35 +57,28 @@ def timed_engine(name: str, stamps: list[float]):
     return run
 
 
-def timed_writes(spent: list[float]):
-    """Wrap ProjectWriter.write to measure the driver's per-image cost."""
-    original = dataset_run.ProjectWriter.write
-
-    def write(self, result):
-        start = time.perf_counter()
-        original(self, result)
-        spent.append(time.perf_counter() - start)
-    dataset_run.ProjectWriter.write = write
-    return original
+def driver_capacity(tree: bytes, threads: int, n: int = 200) -> float:
+    """Images/s the driver alone can write (tree file + journal line), fed finished results."""
+    dataset_run.WRITE_THREADS = threads
+    writer = dataset_run.ResultWriter(Settings(), Path(tempfile.mkdtemp(prefix="cuttree-bench-")) / "p", None)
+    start = time.perf_counter()
+    for i in range(n):
+        writer.write(ImageResult(i, f"/nowhere/image{i}.jpg", tree, 481, 321), f"image{i}")
+    writer.close()
+    return n / (time.perf_counter() - start)
 
 
 def run_once(sources: list[str], settings: Settings, engine: str, workers: int, into: Measured) -> None:
     stamps: list[float] = []
-    writes: list[float] = []
-    original = timed_writes(writes)
     options = RunOptions(project=Path(tempfile.mkdtemp(prefix="cuttree-bench-")) / "p", engine=engine,
                          threads=1, progress=False,
                          cluster=ClusterOptions(workers=workers, cpus_per_worker=1, batch_size=1))
     start = time.perf_counter()
-    try:
-        summary = run_dataset(sources, settings, options, engine=timed_engine(engine, stamps))
-    finally:
-        dataset_run.ProjectWriter.write = original
+    summary = run_dataset(sources, settings, options, engine=timed_engine(engine, stamps))
     assert summary.segmented == len(sources), summary.failed
     into.walls.append(time.perf_counter() - start)
     into.starts.append(stamps[0] - start)
     into.rates.append((len(stamps) - 1) / (stamps[-1] - stamps[0]))
-    into.writes.append(statistics.median(writes))
 
 
 def main() -> None:
@@ -110,18 +103,27 @@ def main() -> None:
     print(f"{len(sources)} BSDS500 val images, classic encoder ({args.tokens} tokens, walk), 1 CPU thread per "
           f"worker, {args.rounds} round(s) interleaved; {os.cpu_count()} cores, load average before "
           f"{load[0]:.1f} / after {os.getloadavg()[0]:.1f}; Ray start (ray.init) {ray_start:.1f} s\n")
-    print(f"{'engine':<14} {'wall s':>8} {'start-up s':>11} {'images/s':>9} {'driver write ms':>16}")
+    print(f"{'engine':<14} {'wall s':>8} {'start-up s':>11} {'images/s':>9}")
     rates = {}
     for (engine, workers), m in measured.items():
         name = engine if engine == "local" else f"ray x{workers}"
         rates[name] = statistics.median(m.rates)
         print(f"{name:<14} {statistics.median(m.walls):>8.1f} {statistics.median(m.starts):>11.1f} "
-              f"{rates[name]:>9.2f} {1000 * statistics.median(m.writes):>16.1f}")
+              f"{rates[name]:>9.2f}")
     overhead = 1 / rates["ray x1"] - 1 / rates["local"]
     print(f"\nRay x1 / local throughput: {rates['ray x1'] / rates['local']:.2f} (goal >= 0.90); "
           f"Ray x2 / x1: {rates['ray x2'] / rates['ray x1']:.2f} (goal >= 1.6)")
     print(f"Ray overhead per image (steady state, x1 vs local): {1000 * overhead:.0f} ms")
-    write = statistics.median(measured[("ray", 1)].writes)
+    tree = ImageJob(WorkerOptions(settings.to_dict()))(0, sources[0]).tree
+    used = dataset_run.WRITE_THREADS
+    capacity: dict[int, list[float]] = {1: [], used: []}
+    for _ in range(3):                       # interleaved: fsync latency drifts with the disk's other users
+        for threads in capacity:
+            capacity[threads].append(driver_capacity(tree, threads))
+    serial, parallel = (statistics.median(capacity[t]) for t in (1, used))
+    print(f"driver alone (tree file + journal line, {len(tree) // 1024} KB trees, median of 3): {serial:.0f} "
+          f"images/s writing on 1 thread, {parallel:.0f} on {used} threads (used)")
+    write = 1 / parallel
     start = statistics.median(measured[("ray", 1)].starts)
     per_image = args.gpu_seconds + max(0.0, overhead)
     print(f"\nPROJECTION (not measured): {PROJECTED_IMAGES:,} images at an ASSUMED {args.gpu_seconds:.2f} s of "

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
@@ -17,6 +19,7 @@ from typing import Callable, Iterable, Iterator, Optional
 from tqdm import tqdm
 
 from core.atomic_io import atomic_write_bytes
+from core.errors import CutTreeError
 from core.engines import ClusterOptions, Engine, ImageResult, WorkerOptions, get_engine
 from core.image_sources import is_uri, source_name
 from core.project import PROJECT_FILE, Project
@@ -25,6 +28,12 @@ from core.settings import Settings
 
 CHECKPOINT_IMAGES = 200
 CHECKPOINT_SECONDS = 30.0
+WRITE_THREADS = 4
+WRITE_QUEUE = 16         # images whose files may be in flight at once (bounds memory)
+
+
+class WriteError(CutTreeError):
+    """A result could not be written (disk full, no permission); the message names the file."""
 
 
 @dataclass
@@ -73,18 +82,28 @@ class RunSummary:
             self.failed[result.source] = result.error
 
 
-class ProjectWriter:
-    """The driver's side of the project: which images are done, and writing finished ones."""
+class ResultWriter:
+    """The driver's writes: the `--out` files and/or the project. Files are written on a few
+    threads (each write ends in fsyncs: 10-15 ms on a VM disk, which one thread would make the
+    limit of a large cluster); an image's journal line is appended once its files are on disk,
+    and the lines gathered at one moment share one fsync."""
 
-    def __init__(self, folder: Path, settings: Settings) -> None:
-        self.folder = Path(folder)
-        self.project = (Project.open(self.folder) if (self.folder / PROJECT_FILE).is_file()
-                        else Project.create(self.folder, settings=settings))
-        self.journal = RunJournal(self.folder)
+    def __init__(self, settings: Settings, project: Optional[Path], out: Optional[Path]) -> None:
+        self.out = out
+        self.project: Optional[Project] = None
+        self.journal: Optional[RunJournal] = None
         self.failures: dict[str, JournalRecord] = {}
+        if project is not None:
+            self.project = (Project.open(project) if (Path(project) / PROJECT_FILE).is_file()
+                            else Project.create(project, settings=settings))
+            self.journal = RunJournal(project)
+            self._fold_journal()
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+        self._pool = ThreadPoolExecutor(max_workers=WRITE_THREADS, thread_name_prefix="cuttree-write")
+        self._pending: deque[tuple[Future, Optional[JournalRecord]]] = deque()
         self._unsaved = 0
         self._saved_at = time.monotonic()
-        self._fold_journal()
 
     def _fold_journal(self) -> None:
         """Add the images a killed run finished after its last save; remember the failures."""
@@ -93,45 +112,82 @@ class ProjectWriter:
             if not record.ok:
                 self.failures[key] = record
             elif self.project.find_image(key) is None:
-                self.project.add_image(key if is_uri(key) else self.folder / key, record.width, record.height)
+                self.project.add_image(key if is_uri(key) else self.project.folder / key,
+                                       record.width, record.height)
                 folded += 1
         if folded:
             self.project.save()
 
     def is_done(self, source: str) -> bool:
+        if self.project is None:
+            return False
         entry = self.project.find_image(self.project.image_key(source))
         return entry is not None and self.project.has_tree(entry.id)
 
     def failed_before(self, source: str) -> Optional[str]:
+        if self.project is None:
+            return None
         record = self.failures.get(self.project.image_key(source))
         return None if record is None else record.message
 
-    def write(self, result: ImageResult) -> None:
-        """Record one finished or failed image durably."""
-        key = self.project.image_key(result.source)
+    def write(self, result: ImageResult, stem: str) -> None:
+        """Record one finished or failed image (durably once `collect` has seen it through)."""
+        key = self.project.image_key(result.source) if self.project else None
         if not result.ok:
-            record = JournalRecord(key, False, message=result.error)
-            self.failures[key] = record
-            self.journal.append(record)
+            if self.journal:
+                self.failures[key] = JournalRecord(key, False, message=result.error)
+                self.journal.append(self.failures[key])
             return
-        entry = (self.project.find_image(key)
-                 or self.project.add_image(result.source, result.width, result.height))
-        entry.width, entry.height = result.width, result.height
-        self.project.write_tree_bytes(entry.id, result.tree)
-        self.journal.append(JournalRecord(key, True, result.width, result.height))
-        self.failures.pop(key, None)
-        self._unsaved += 1
-        if self._unsaved >= CHECKPOINT_IMAGES or time.monotonic() - self._saved_at > CHECKPOINT_SECONDS:
-            self.checkpoint()
+        files = [(self.out / f"{stem}{suffix}", data) for suffix, data in result.outputs.items()] if self.out else []
+        record = None
+        if self.project:
+            entry = self.project.find_image(key) or self.project.add_image(result.source, result.width, result.height)
+            entry.width, entry.height = result.width, result.height
+            files.append((self.project.annotation_path(entry.id), result.tree))
+            record = JournalRecord(key, True, result.width, result.height)
+            self.failures.pop(key, None)
+        self._pending.append((self._pool.submit(_write_files, files), record))
+        self.collect(wait=len(self._pending) > WRITE_QUEUE)
+
+    def collect(self, wait: bool = False) -> None:
+        """Journal the images whose files are written (waiting for the oldest when `wait`)."""
+        lines = 0
+        while self._pending and (wait or self._pending[0][0].done()):
+            future, record = self._pending.popleft()
+            future.result()
+            wait = False
+            if record is not None:
+                self.journal.append(record, sync=False)
+                lines += 1
+        if lines:
+            self.journal.sync()
+            self._unsaved += lines
+            if self._unsaved >= CHECKPOINT_IMAGES or time.monotonic() - self._saved_at > CHECKPOINT_SECONDS:
+                self.checkpoint()
 
     def checkpoint(self) -> None:
-        self.project.save()
+        if self.project:
+            self.project.save()
         self._unsaved, self._saved_at = 0, time.monotonic()
 
     def close(self) -> None:
-        """Save `project.json`, then shrink the journal to the failures it still has to remember."""
-        self.checkpoint()
-        self.journal.compact(list(self.failures.values()))
+        """Finish the writes, save `project.json`, shrink the journal to the failures it keeps."""
+        try:
+            while self._pending:
+                self.collect(wait=True)
+        finally:
+            self._pool.shutdown(wait=True)
+            if self.project:
+                self.checkpoint()
+                self.journal.compact(list(self.failures.values()))
+
+
+def _write_files(files: list[tuple[Path, bytes]]) -> None:
+    for path, data in files:
+        try:
+            atomic_write_bytes(path, data)
+        except OSError as exc:
+            raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def run_dataset(sources: list[str], settings: Settings, options: RunOptions,
@@ -146,22 +202,15 @@ def run_dataset(sources: list[str], settings: Settings, options: RunOptions,
     if lock:
         lock.acquire()
     try:
-        writer = ProjectWriter(options.project, settings) if options.project else None
-        todo = _plan(sources, writer, options, summary)
-        if options.out:
-            options.out.mkdir(parents=True, exist_ok=True)
-        stems = _stems(todo)
+        writer = ResultWriter(settings, options.project, options.out)
         try:
+            todo = _plan(sources, writer, options, summary)
+            stems = _stems(todo)
             for result in _progress(engine(todo, worker, options.cluster), len(todo), summary, options):
-                if result.ok and options.out:
-                    for suffix, data in result.outputs.items():
-                        atomic_write_bytes(options.out / f"{stems[result.index]}{suffix}", data)
-                if writer:
-                    writer.write(result)
+                writer.write(result, stems[result.index])
                 summary.add(result)
         finally:
-            if writer:
-                writer.close()
+            writer.close()
     finally:
         if lock:
             lock.release()
@@ -169,12 +218,12 @@ def run_dataset(sources: list[str], settings: Settings, options: RunOptions,
     return summary
 
 
-def _plan(sources: list[str], writer: Optional[ProjectWriter], options: RunOptions,
+def _plan(sources: list[str], writer: ResultWriter, options: RunOptions,
           summary: RunSummary) -> list[tuple[int, str]]:
     """The (index, source) items still to segment."""
     todo = []
     for index, source in enumerate(sources):
-        if writer and not options.redo:
+        if not options.redo:
             if writer.is_done(source):
                 summary.skipped += 1
                 continue

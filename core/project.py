@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, Iterator, Optional
 
-from core.atomic_io import atomic_write_bytes, atomic_write_json
+from core.atomic_io import atomic_write_json
 from core.errors import CutTreeError, SettingsError
 from core.image_sources import is_uri
 from core.safe_json import DataFormatError, Fields, load_json
@@ -193,11 +193,6 @@ class Project:
     def save_tree(self, image_id: int, tree: SegmentTree, history: Optional[History] = None) -> None:
         """Write one image's annotation file atomically."""
         save_tree_file(self.annotation_path(image_id), tree, history)
-
-    def write_tree_bytes(self, image_id: int, data: bytes) -> None:
-        """Write one image's annotation file atomically from tree-file bytes made elsewhere (by
-        `tree_file_bytes`, e.g. on a cluster worker); `load_tree` validates them when read."""
-        atomic_write_bytes(self.annotation_path(image_id), data)
 
     def load_tree(self, image_id: int) -> Optional[SavedTree]:
         """The image's saved tree, or None when it has none; a damaged file is moved aside."""

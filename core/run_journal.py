@@ -125,15 +125,21 @@ class RunJournal:
             except (ValueError, KeyError, TypeError):
                 continue
 
-    def append(self, record: JournalRecord) -> None:
-        """Write one line and fsync it (the image's tree file is already on disk)."""
+    def append(self, record: JournalRecord, sync: bool = True) -> None:
+        """Write one line (the image's files are already on disk); fsync it unless `sync` is False,
+        when the caller calls `sync` after a group of lines."""
         if self._handle is None:
             self._handle = open(self.path, "a", encoding="utf-8")
             if self._handle.tell():          # a torn line from a killed run must not swallow ours
                 self._handle.write("\n")
         self._handle.write(record.to_json() + "\n")
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        if sync:
+            self.sync()
+
+    def sync(self) -> None:
+        if self._handle is not None:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
 
     def compact(self, keep: list[JournalRecord]) -> None:
         """Replace the journal by `keep` (the failures), once `project.json` lists every done image."""
