@@ -1,8 +1,9 @@
 """Segment a whole dataset into a project (and/or `--out` files), resumable and exact.
 
-The driver is the only writer. Per finished image it writes, in this order: the `--out` files,
-the tree file (atomically), one fsync'ed journal line; `project.json` is saved every
-CHECKPOINT_IMAGES images or CHECKPOINT_SECONDS and at the end. A run killed at any moment and
+The driver is the only writer. Per finished image it writes the `--out` files and the tree file
+(atomically, on a writing thread), then a journal line (fsync'ed, shared with the lines of the
+images finished at the same moment); `project.json` is saved every CHECKPOINT_IMAGES images or
+CHECKPOINT_SECONDS and at the end. A run killed at any moment and
 started again folds the journal into the project, skips the images with a tree, and segments
 the rest, so every image ends in the project exactly once (decision 0204).
 """
@@ -19,8 +20,8 @@ from typing import Callable, Iterable, Iterator, Optional
 from tqdm import tqdm
 
 from core.atomic_io import atomic_write_bytes
-from core.errors import CutTreeError
 from core.engines import ClusterOptions, Engine, ImageResult, WorkerOptions, get_engine
+from core.errors import CutTreeError
 from core.image_sources import is_uri, source_name
 from core.project import PROJECT_FILE, Project
 from core.run_journal import JournalRecord, ProjectLock, RunJournal

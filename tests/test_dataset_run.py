@@ -177,8 +177,12 @@ def ray_options(project: Path, **cluster) -> RunOptions:
 
 def test_ray_project_equals_the_local_one(ray_address, photos, local_project, tmp_path):
     settings = Settings(classic_tokens=12)
-    summary = run_dataset(collect_sources([photos]), settings, ray_options(tmp_path / "p"))
+    options = ray_options(tmp_path / "p")
+    options.out = tmp_path / "out"
+    summary = run_dataset(collect_sources([photos]), settings, options)
     assert summary.segmented == len(PHOTOS) and not summary.failed
+    assert sorted(p.name for p in options.out.iterdir()) == sorted(
+        f"{n}{suffix}" for n in PHOTOS for suffix in ("_coco.json", "_labels.png", "_overlay.png"))
     assert sum(w.images for w in summary.workers.values()) == len(PHOTOS)   # one worker may start first and do all
     assert_same_trees(trees(tmp_path / "p"), trees(local_project))
 
