@@ -23,6 +23,7 @@ from core.cut.hierarchy import CutNode, leaves_at
 from core.cut.methods import METHODS
 from core.cut.ncut import best_bipartition, cosine_affinity, second_eigenvector
 from core.cut.walk import EIGEN_TOL, walk_graph
+from core.descriptors import describe
 from core.encoders import Encoder, make_encoder
 from core.features import Features
 from core.jobs import CancelToken, Progress, check_cancel, report
@@ -100,6 +101,7 @@ class Segmenter:
         report(progress, "tree", 0.0)
         tree = build_tree(root, leaf_pixels, shape, image.shape[:2])
         tree.set_granularity(s.tau)
+        describe(tree, features)          # region descriptors, for label suggestions
         report(progress, "tree", 1.0)
         return tree
 
