@@ -9,11 +9,16 @@ it is done once per atom and summed per node.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
+from core.encoders import Encoder, make_encoder
+from core.errors import CutTreeError
 from core.features import Features
+from core.image_io import load_image
+from core.settings import Settings
 
 #: descriptor grids are stored as float16: a 32x32x1280 diffusion grid is 2.6 MB per tree file
 STORED_DTYPE = np.float16
@@ -95,3 +100,23 @@ def node_descriptors(tree, node_ids: Sequence[int]) -> np.ndarray:
 def describe(tree, features: Features) -> None:
     """Give a tree the descriptor grid of its image's features (pipeline and import)."""
     tree.descriptors = descriptor_grid(features)
+
+
+class ImageDescriber:
+    """Gives trees made without the encoder (imported regions) the descriptors of their image:
+    the image is encoded with the project's settings and the features pooled over the regions."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._encoder: Optional[Encoder] = None
+
+    def __call__(self, tree, image_path: Path) -> Optional[str]:
+        """Describe `tree` from the image file; a one-line problem (naming the file) or None."""
+        try:
+            image = load_image(image_path)
+            if self._encoder is None:
+                self._encoder = make_encoder(self.settings)
+            describe(tree, self._encoder.encode(image))
+        except CutTreeError as exc:
+            return f"{image_path}: no region descriptors, so no label suggestions from or for it ({exc})"
+        return None
