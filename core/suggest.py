@@ -10,7 +10,7 @@ and no ignored pixel, and never name a category the annotator rejected on that n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Hashable, Iterable, Optional
+from typing import Hashable, Optional
 
 import numpy as np
 from scipy.optimize import minimize
@@ -200,9 +200,3 @@ def confident_frontier(tree: SegmentTree, min_confidence: float) -> list[int]:
             out.append(nid)
     return out
 
-
-def suggested_labels(trees: Iterable[SegmentTree]) -> None:
-    """Label every shown region that has a live suggestion with it (export --include-suggested,
-    on trees loaded for the export only)."""
-    for tree in trees:
-        tree.accept_suggestions(tree.frontier())

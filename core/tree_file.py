@@ -124,7 +124,7 @@ def _suggestion_arrays(tree: SegmentTree) -> dict[str, np.ndarray]:
     items = sorted(tree.suggestions.items())
     out = {"suggest_node": np.array([nid for nid, _ in items], dtype=np.int64),
            "suggest_category": np.array([s.category for _, s in items], dtype=np.int64),
-           "suggest_confidence": np.array([s.confidence for _, s in items], dtype=np.float32)}
+           "suggest_confidence": np.array([s.confidence for _, s in items], dtype=np.float64)}
     if tree.descriptors is not None:
         out["descriptor_grid"] = tree.descriptors.values
     return out
