@@ -111,14 +111,19 @@ def test_suggestions_leave_labels_and_rejections_alone_and_survive_reopening(sce
     suggester.suggest(other)
     front = other.frontier()
     labelled, refused = front[0], front[1]
-    wrong = 3 - (other.live_suggestion(labelled).category % 3)       # a category it did not suggest
-    history.push(other.label([labelled], wrong))
     refused_category = other.live_suggestion(refused).category
     history.push(other.reject_suggestions([refused]))
     assert other.live_suggestion(refused) is None
-    suggester.update(1, other)
-    suggester.fit()
-    suggester.suggest(other)                                             # the refresh
+
+    def refresh() -> None:
+        suggester.update(1, other)
+        suggester.fit()
+        suggester.suggest(other)
+    refresh()
+    assert other.suggestions[refused].category != refused_category
+    wrong = 3 - (other.live_suggestion(labelled).category % 3)       # a category it did not suggest
+    history.push(other.label([labelled], wrong))
+    refresh()
     assert other.nodes[labelled].category == wrong and labelled not in other.suggestions
     assert other.suggestions[refused].category != refused_category
     reopened = decode_tree_file(tree_file_bytes(other, history), "reopened")
@@ -126,12 +131,13 @@ def test_suggestions_leave_labels_and_rejections_alone_and_survive_reopening(sce
     assert tree.suggestions == other.suggestions
     assert tree.nodes[refused].rejected == (refused_category,)
     np.testing.assert_array_equal(tree.descriptors.values, other.descriptors.values)
-    reopened.history.undo()                                             # the rejection is undoable
-    assert tree.nodes[refused].rejected == ()
     edit = tree.accept_suggestions(confident_frontier(tree, 0.0))
     assert edit is not None and all(tree.effective_category(n) is not None for n in tree.frontier())
     tree.undo(edit)
     assert tree.nodes[labelled].category == wrong
+    reopened.history.undo()                                             # the label, then the rejection
+    reopened.history.undo()
+    assert tree.nodes[refused].rejected == () and tree.nodes[labelled].category is None
 
 
 def test_damaged_suggestions_are_named(scenes):
