@@ -14,6 +14,7 @@ from typing import Hashable, Optional
 
 import numpy as np
 from scipy.optimize import minimize
+from threadpoolctl import threadpool_limits
 
 from core.descriptors import node_descriptors
 from core.tree import SegmentTree, Suggestion
@@ -130,8 +131,10 @@ def _fit_softmax(z: np.ndarray, target: np.ndarray, n_classes: int) -> np.ndarra
         grad = z.T @ (p - onehot) / n + 2 * penalty * w
         return value, grad.ravel()
 
-    result = minimize(loss, np.zeros(d * n_classes), jac=True, method="L-BFGS-B",
-                      options={"maxiter": MAX_ITERATIONS})
+    # BLAS single-threaded: these small products ran 20x slower with threads competing for 2 cores
+    with threadpool_limits(limits=1, user_api="blas"):
+        result = minimize(loss, np.zeros(d * n_classes), jac=True, method="L-BFGS-B",
+                          options={"maxiter": MAX_ITERATIONS})
     return result.x.reshape(d, n_classes)
 
 
