@@ -78,7 +78,7 @@ def pipeline_hierarchy(settings: Settings, cancel: Optional[CancelToken] = None)
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the table; 0 on success, 1 on a user-facing error."""
     if args.benchmark == "camvid":
-        return run_suggestions(args)
+        return run_suggestions(args, _print_progress)
     try:
         settings = settings_from_args(args)
         grid = sorted(set(parse_grid(args.tau_grid, settings.tau_max)) | {settings.tau})

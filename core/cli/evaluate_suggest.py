@@ -9,6 +9,7 @@ from pathlib import Path
 from core.camvid import camvid_frames
 from core.cli.settings_args import settings_from_args
 from core.errors import CutTreeError
+from core.jobs import Progress
 from core.pipeline import Segmenter
 from core.suggestion_eval import evaluate_suggestions, format_table, segment_frames
 
@@ -27,7 +28,7 @@ def parse_counts(text: str) -> list[int]:
     return counts
 
 
-def run_suggestions(args: argparse.Namespace) -> int:
+def run_suggestions(args: argparse.Namespace, progress: Progress) -> int:
     """Segment the split, evaluate suggestions at each K, print the tables; 0 or 1."""
     try:
         settings = settings_from_args(args)
@@ -39,7 +40,7 @@ def run_suggestions(args: argparse.Namespace) -> int:
         segmenter = Segmenter(settings)
         started = time.perf_counter()
         trees = segment_frames(frames, lambda image: segmenter.cut(image, segmenter.encode(image)),
-                               _print_progress)
+                               progress)
         seconds = (time.perf_counter() - started) / len(frames)
         results = evaluate_suggestions(trees, counts)
     except CutTreeError as exc:
@@ -50,6 +51,3 @@ def run_suggestions(args: argparse.Namespace) -> int:
     print(format_table(results, title))
     return 0
 
-
-def _print_progress(stage: str, fraction: float) -> None:
-    print(f"\r[{fraction:5.0%}] {stage:<40}", end="" if fraction < 1 else "\n", file=sys.stderr, flush=True)
