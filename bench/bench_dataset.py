@@ -3,7 +3,8 @@
 Every configuration runs one CPU thread per worker (the local run too), writes a fresh project
 through the real driver (tree files, journal, checkpoints), and is interleaved with the others
 round by round, because this machine's speed drifts. Printed per configuration: wall time,
-start-up (until the first image is back), steady images/s (after the first image); then Ray's
+start-up (until the first image is back), steady images/s (after the first image), the seconds
+a worker spends segmenting one image (decoding excluded); then Ray's
 overhead per image (Ray with 1 worker against local), the driver's write capacity alone (its
 writing threads against one thread, the baseline), and a
 PROJECTION of 100,000 images on 1, 8 and 64 GPUs from an ASSUMED GPU time per image (no GPU
@@ -44,6 +45,7 @@ class Measured:
     walls: list[float] = field(default_factory=list)
     starts: list[float] = field(default_factory=list)
     rates: list[float] = field(default_factory=list)
+    compute: list[float] = field(default_factory=list)
 
 
 def timed_engine(name: str, stamps: list[float]):
@@ -79,6 +81,7 @@ def run_once(sources: list[str], settings: Settings, engine: str, workers: int, 
     into.walls.append(time.perf_counter() - start)
     into.starts.append(stamps[0] - start)
     into.rates.append((len(stamps) - 1) / (stamps[-1] - stamps[0]))
+    into.compute.append(sum(w.seconds for w in summary.workers.values()) / summary.segmented)
 
 
 def main() -> None:
@@ -103,13 +106,13 @@ def main() -> None:
     print(f"{len(sources)} BSDS500 val images, classic encoder ({args.tokens} tokens, walk), 1 CPU thread per "
           f"worker, {args.rounds} round(s) interleaved; {os.cpu_count()} cores, load average before "
           f"{load[0]:.1f} / after {os.getloadavg()[0]:.1f}; Ray start (ray.init) {ray_start:.1f} s\n")
-    print(f"{'engine':<14} {'wall s':>8} {'start-up s':>11} {'images/s':>9}")
+    print(f"{'engine':<14} {'wall s':>8} {'start-up s':>11} {'images/s':>9} {'worker s/image':>15}")
     rates = {}
     for (engine, workers), m in measured.items():
         name = engine if engine == "local" else f"ray x{workers}"
         rates[name] = statistics.median(m.rates)
         print(f"{name:<14} {statistics.median(m.walls):>8.1f} {statistics.median(m.starts):>11.1f} "
-              f"{rates[name]:>9.2f}")
+              f"{rates[name]:>9.2f} {statistics.median(m.compute):>15.3f}")
     overhead = 1 / rates["ray x1"] - 1 / rates["local"]
     print(f"\nRay x1 / local throughput: {rates['ray x1'] / rates['local']:.2f} (goal >= 0.90); "
           f"Ray x2 / x1: {rates['ray x2'] / rates['ray x1']:.2f} (goal >= 1.6)")
