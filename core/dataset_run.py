@@ -1,8 +1,7 @@
 """Segment a whole dataset into a project (and/or `--out` files), resumable and exact.
 
 The driver is the only writer. Per finished image it writes the `--out` files and the tree file
-(atomically, on a writing thread), then a journal line (fsync'ed, shared with the lines of the
-images finished at the same moment); `project.json` is saved every CHECKPOINT_IMAGES images or
+(atomically, on a writing thread), then its fsync'ed journal line; `project.json` is saved every CHECKPOINT_IMAGES images or
 CHECKPOINT_SECONDS and at the end. A run killed at any moment and
 started again folds the journal into the project, skips the images with a tree, and segments
 the rest, so every image ends in the project exactly once (decision 0204).
@@ -84,10 +83,9 @@ class RunSummary:
 
 
 class ResultWriter:
-    """The driver's writes: the `--out` files and/or the project. Files are written on a few
-    threads (each write ends in fsyncs: 10-15 ms on a VM disk, which one thread would make the
-    limit of a large cluster); an image's journal line is appended once its files are on disk,
-    and the lines gathered at one moment share one fsync."""
+    """The driver's writes: the `--out` files and/or the project. Each image is written on one of
+    a few threads (an atomic write ends in two fsyncs, 10-12 ms on a VM disk: one thread would
+    limit a large cluster), its journal line appended by that thread once its files are on disk."""
 
     def __init__(self, settings: Settings, project: Optional[Path], out: Optional[Path]) -> None:
         self.out = out
@@ -102,7 +100,7 @@ class ResultWriter:
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
         self._pool = ThreadPoolExecutor(max_workers=WRITE_THREADS, thread_name_prefix="cuttree-write")
-        self._pending: deque[tuple[Future, Optional[JournalRecord]]] = deque()
+        self._pending: deque[Future] = deque()
         self._unsaved = 0
         self._saved_at = time.monotonic()
 
@@ -147,24 +145,27 @@ class ResultWriter:
             files.append((self.project.annotation_path(entry.id), result.tree))
             record = JournalRecord(key, True, result.width, result.height)
             self.failures.pop(key, None)
-        self._pending.append((self._pool.submit(_write_files, files), record))
+        self._pending.append(self._pool.submit(self._write, files, record))
         self.collect(wait=len(self._pending) > WRITE_QUEUE)
 
     def collect(self, wait: bool = False) -> None:
-        """Journal the images whose files are written (waiting for the oldest when `wait`)."""
-        lines = 0
-        while self._pending and (wait or self._pending[0][0].done()):
-            future, record = self._pending.popleft()
-            future.result()
+        """Take back the finished writes (waiting for the oldest when `wait`); a write error raises."""
+        while self._pending and (wait or self._pending[0].done()):
+            self._pending.popleft().result()
             wait = False
-            if record is not None:
-                self.journal.append(record, sync=False)
-                lines += 1
-        if lines:
-            self.journal.sync()
-            self._unsaved += lines
-            if self._unsaved >= CHECKPOINT_IMAGES or time.monotonic() - self._saved_at > CHECKPOINT_SECONDS:
-                self.checkpoint()
+            self._unsaved += 1
+        if self._unsaved >= CHECKPOINT_IMAGES or time.monotonic() - self._saved_at > CHECKPOINT_SECONDS:
+            self.checkpoint()
+
+    def _write(self, files: list[tuple[Path, bytes]], record: Optional[JournalRecord]) -> None:
+        """On a writing thread: the image's files, then its journal line."""
+        for path, data in files:
+            try:
+                atomic_write_bytes(path, data)
+            except OSError as exc:
+                raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
+        if record is not None:
+            self.journal.append(record)
 
     def checkpoint(self) -> None:
         if self.project:
@@ -181,14 +182,6 @@ class ResultWriter:
             if self.project:
                 self.checkpoint()
                 self.journal.compact(list(self.failures.values()))
-
-
-def _write_files(files: list[tuple[Path, bytes]]) -> None:
-    for path, data in files:
-        try:
-            atomic_write_bytes(path, data)
-        except OSError as exc:
-            raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def run_dataset(sources: list[str], settings: Settings, options: RunOptions,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +104,7 @@ class RunJournal:
     def __init__(self, folder: Path) -> None:
         self.path = Path(folder) / JOURNAL_FILE
         self._handle: Optional[TextIO] = None
+        self._lock = threading.Lock()
 
     def replay(self) -> dict[str, JournalRecord]:
         """The latest record per image key; unreadable lines (a torn last append) are skipped."""
@@ -125,21 +127,19 @@ class RunJournal:
             except (ValueError, KeyError, TypeError):
                 continue
 
-    def append(self, record: JournalRecord, sync: bool = True) -> None:
-        """Write one line (the image's files are already on disk); fsync it unless `sync` is False,
-        when the caller calls `sync` after a group of lines."""
-        if self._handle is None:
-            self._handle = open(self.path, "a", encoding="utf-8")
-            if self._handle.tell():          # a torn line from a killed run must not swallow ours
-                self._handle.write("\n")
-        self._handle.write(record.to_json() + "\n")
-        if sync:
-            self.sync()
-
-    def sync(self) -> None:
-        if self._handle is not None:
+    def append(self, record: JournalRecord) -> None:
+        """Write one line and fsync it (the image's files are already on disk). Thread-safe: the
+        driver's writing threads journal their images as they finish, and concurrent fsyncs of
+        the one file overlap."""
+        with self._lock:
+            if self._handle is None:
+                self._handle = open(self.path, "a", encoding="utf-8")
+                if self._handle.tell():      # a torn line from a killed run must not swallow ours
+                    self._handle.write("\n")
+            self._handle.write(record.to_json() + "\n")
             self._handle.flush()
-            os.fsync(self._handle.fileno())
+            fd = self._handle.fileno()
+        os.fsync(fd)
 
     def compact(self, keep: list[JournalRecord]) -> None:
         """Replace the journal by `keep` (the failures), once `project.json` lists every done image."""
@@ -147,6 +147,7 @@ class RunJournal:
         atomic_write_text(self.path, "".join(r.to_json() + "\n" for r in keep))
 
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        with self._lock:
+            if self._handle is not None:
+                self._handle.close()
+                self._handle = None
