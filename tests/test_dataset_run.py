@@ -16,6 +16,7 @@ from PIL import Image
 
 from core.cli import run as cli
 from core.dataset_run import RunOptions, run_dataset
+from core.errors import CutTreeError
 from core.engines import ClusterOptions, WorkerOptions
 from core.engines.ray_engine import MAX_DEATHS
 from core.image_sources import collect_sources
@@ -169,6 +170,15 @@ def test_ray_missing_says_how_to_install(photos, tmp_path, capsys, monkeypatch):
     assert code == 2 and "pip install 'cuttree[cluster]'" in err and "Traceback" not in err
 
 
+def test_a_model_that_cannot_load_stops_the_run_without_failing_every_image(photos, tmp_path, capsys):
+    project = tmp_path / "p"
+    code = cli(["segment", str(photos), "--project", str(project), "--encoder", "diffusion",
+                "--model", str(tmp_path / "no-such-model"), "--cache-dir", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert code == 2 and "no-such-model" in err and "Traceback" not in err
+    assert (project / JOURNAL_FILE).read_text() == ""        # no image was recorded as failed
+
+
 # ----------------------------------------------------------------------------- Ray engine
 def ray_options(project: Path, **cluster) -> RunOptions:
     return RunOptions(project=project, engine="ray", progress=False,
@@ -197,6 +207,13 @@ def test_ray_equals_local_with_a_tiny_diffusion_model(ray_address, photos, tmp_p
     remote = run_dataset(sources, settings.replace(cache_dir=str(tmp_path / "cache2")), remote)
     assert local.segmented == remote.segmented == 3
     assert_same_trees(trees(tmp_path / "ray"), trees(tmp_path / "local"))
+
+
+def test_ray_run_stops_with_the_message_of_a_model_that_cannot_load(ray_address, photos, tmp_path):
+    settings = Settings(encoder="diffusion", model=str(tmp_path / "no-such-model"), cache_dir=str(tmp_path / "c"))
+    with pytest.raises(CutTreeError, match="no-such-model") as raised:
+        run_dataset(collect_sources([photos / "coffee.png"]), settings, ray_options(tmp_path / "p", workers=1))
+    assert "Traceback" not in str(raised.value) and len(str(raised.value).splitlines()) == 1
 
 
 def test_killed_workers_are_restarted_and_an_image_that_always_kills_fails(ray_address, photos, local_project,

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Optional, Protocol
 import numpy as np
 from PIL import Image
 
-from core.errors import CutTreeError
+from core.errors import CutTreeError, ModelLoadError
 from core.image_sources import load_source, source_name
 from core.pipeline import Segmenter
 from core.settings import Settings
@@ -54,6 +54,7 @@ class ImageResult:
     worker: str = ""
     encoder: str = ""
     seconds: float = 0.0
+    fatal: bool = False       # the run must stop (the model cannot load): not this image's fault
 
     @property
     def ok(self) -> bool:
@@ -83,7 +84,6 @@ class ImageJob:
     def __init__(self, options: WorkerOptions) -> None:
         self.options = options
         self.segmenter = options.make_segmenter(Settings.from_dict(options.settings))
-        self.encoder = self.segmenter.encoder.name          # loads the model now, once
         self.threads = ThreadLimit(options.threads)
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -97,15 +97,19 @@ class ImageJob:
     def segment(self, index: int, source: str, image: np.ndarray | CutTreeError) -> ImageResult:
         """Segment a decoded image; any failure becomes the result's message, never a raise."""
         start = time.perf_counter()
-        result = ImageResult(index, source, worker=self.worker, encoder=self.encoder)
+        result = ImageResult(index, source, worker=self.worker)
         try:
             if isinstance(image, CutTreeError):
                 raise image
-            tree = self.segmenter.cut(image, self.segmenter.encode(image))
+            features = self.segmenter.encode(image)
+            result.encoder = self.segmenter.encoder.name      # a diffusion model names itself once loaded
+            tree = self.segmenter.cut(image, features)
             result.tree = tree_file_bytes(tree)
             result.height, result.width = tree.image_size
             if self.options.outputs:
                 result.outputs = render_outputs(image, tree, source_name(source))
+        except ModelLoadError:
+            raise                       # not the image's fault: the run stops with the message
         except CutTreeError as exc:
             result.error = str(exc)
         except Exception as exc:        # one bad image must not end a run of thousands

@@ -16,17 +16,21 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from core.engines import ClusterOptions, ImageJob, ImageResult, OUTPUT_SUFFIXES, WorkerOptions
-from core.errors import CutTreeError
+from core.errors import CutTreeError, ModelLoadError
 
 MAX_DEATHS = 3            # workers an image may kill before it is recorded as failed
 QUIET = {"RAY_DATA_LOG_LEVEL": "ERROR"}
 INSTALL_HINT = "pip install 'cuttree[cluster]'  (Ray with its data extra)"
 _BINARY = ("tree",) + OUTPUT_SUFFIXES
-_COLUMNS = ("index", "source", "width", "height", "error", "worker", "encoder", "seconds") + _BINARY
+_COLUMNS = ("index", "source", "width", "height", "error", "worker", "encoder", "seconds", "fatal") + _BINARY
 
 
 class RayUnavailable(CutTreeError):
     """Ray is not installed, or its cluster cannot be reached."""
+
+
+class RayRunError(CutTreeError):
+    """A worker raised an error that stops the run (e.g. the model cannot be loaded)."""
 
 
 class RaySegmentActor:
@@ -54,7 +58,10 @@ class RaySegmentActor:
                                  error=f"{source}: the worker process died each of the {deaths} times "
                                        f"it segmented this image")
         else:
-            result = self.job(index, source)
+            try:
+                result = self.job(index, source)
+            except ModelLoadError as exc:       # sent back as a row: Ray would keep only its text
+                result = ImageResult(index, source, error=str(exc), worker=self.job.worker, fatal=True)
         self.ledger.finish.remote(index)
         return result
 
@@ -68,7 +75,8 @@ def _field(result: ImageResult, name: str) -> Any:
 def _result(row: dict[str, Any]) -> ImageResult:
     outputs = {s: row[s] for s in OUTPUT_SUFFIXES if row[s]}
     return ImageResult(int(row["index"]), row["source"], row["tree"], int(row["width"]), int(row["height"]),
-                       outputs, row["error"], row["worker"], row["encoder"], float(row["seconds"]))
+                       outputs, row["error"], row["worker"], row["encoder"], float(row["seconds"]),
+                       bool(row["fatal"]))
 
 
 def run_ray(items: list[tuple[int, str]], options: WorkerOptions,
@@ -103,9 +111,23 @@ def _map(ray: Any, items: list[tuple[int, str]], options: WorkerOptions,
         num_cpus=cluster.cpus_per_worker, num_gpus=cluster.gpus_per_worker or None)
     try:
         for row in mapped.iter_rows():
-            yield _result(row)
+            result = _result(row)
+            if result.fatal:
+                raise RayRunError(result.error)
+            yield result
+    except RayRunError:
+        raise
+    except Exception as exc:            # an error outside ImageJob's care: one line, no traceback
+        raise RayRunError(_worker_message(exc)) from None
     finally:
         ray.kill(ledger)
+
+
+def _worker_message(exc: BaseException) -> str:
+    """One line for an error that crossed from a worker: the last line of Ray's report (the
+    original exception's type and message; Ray keeps the traceback only as text)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"the Ray run failed on a worker: {lines[-1] if lines else type(exc).__name__}"
 
 
 class AttemptLedger:
