@@ -137,12 +137,8 @@ class Project:
         next free id is used.
         """
         image_path = Path(image_path).absolute()
-        try:
-            rel = os.path.relpath(image_path, self.folder.absolute())
-        except ValueError:        # another drive on Windows: keep it absolute
-            rel = str(image_path)
-        rel = Path(rel).as_posix()
-        if any(e.path == rel for e in self.images.values()):
+        rel = self.relative_path(image_path)
+        if self.find_image(image_path) is not None:
             raise ProjectError(f"{image_path} is already in the project")
         if image_id is None or image_id in self.images or not 1 <= image_id <= 2 ** 53:
             image_id = max(self.images, default=0) + 1
@@ -151,6 +147,20 @@ class Project:
         entry = ImageEntry(image_id, rel, int(width), int(height), annotation)
         self.images[image_id] = entry
         return entry
+
+    def relative_path(self, image_path: Path) -> str:
+        """How `image_path` is stored: relative to the project folder, POSIX separators."""
+        image_path = Path(image_path).absolute()
+        try:
+            rel = os.path.relpath(image_path, self.folder.absolute())
+        except ValueError:        # another drive on Windows: keep it absolute
+            rel = str(image_path)
+        return Path(rel).as_posix()
+
+    def find_image(self, image_path: Path) -> Optional[ImageEntry]:
+        """The entry of an image file already in the project, if any."""
+        rel = self.relative_path(image_path)
+        return next((e for e in self.images.values() if e.path == rel), None)
 
     def image_path(self, image_id: int) -> Path:
         return (self.folder / self.images[image_id].path).resolve()
