@@ -12,7 +12,7 @@ from PIL import Image
 
 def write_instances(folder: Path, n_images: int, size: tuple[int, int] = (48, 64), per_image: int = 3,
                     first_image_id: int = 142238, first_ann_id: int = 9001, name: str = "coco.json") -> Path:
-    """`n_images` PNGs in `folder/images/` with `per_image` rectangles each, ids far from 1."""
+    """`n_images` PNGs in `folder/images/` with `per_image` (<= 3) disjoint rectangles each, ids far from 1."""
     height, width = size
     (folder / "images").mkdir(parents=True, exist_ok=True)
     images, annotations = [], []
@@ -23,7 +23,7 @@ def write_instances(folder: Path, n_images: int, size: tuple[int, int] = (48, 64
         image_id = first_image_id + 7 * i
         images.append({"id": image_id, "file_name": file_name, "width": width, "height": height})
         for k in range(per_image):
-            x0, y0 = 2 + 9 * k, 3 + 5 * k
+            x0, y0 = 2 + 20 * k, 3 + 5 * k            # disjoint, so a round trip is exact
             x1, y1 = min(width, x0 + 14), min(height, y0 + 12)
             annotations.append({"id": first_ann_id + len(annotations) * 3, "image_id": image_id,
                                 "category_id": 3 + k % 2, "iscrowd": 0, "area": 1.0, "bbox": [0, 0, 1, 1],
