@@ -1,7 +1,7 @@
 """COCO instances export: one annotation per exported frontier region.
 
-Follows reference/annotation_tools.md §2: categories as defined (ids >= 1, no background
-category), `iscrowd` 0 unless the region was imported as a crowd region, `segmentation` as
+Follows the COCO data format (cocodataset.org/#format-data) as pycocotools reads it: categories
+as defined (ids >= 1, no background category), `iscrowd` 0 unless the region was imported as a crowd region, `segmentation` as
 compressed RLE (counts as str; holes kept) or polygons (outer rings; lost holes and dropped parts
 counted), no `ignore` field, never an empty segmentation. RLE annotations take `area` and float
 `bbox` from the region's mask; polygon annotations from the polygon written, as pycocotools'

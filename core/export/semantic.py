@@ -1,7 +1,7 @@
 """Semantic segmentation export: a folder of single-channel class-index PNGs, a categories file, previews.
 
 Pixel value = class index (0..K-1, the project's categories in id order), 255 = unlabelled or
-ignored (the common ignore index, reference/annotation_tools.md §2.6). The PNGs are 8-bit
+ignored (the common ignore index, e.g. mmsegmentation's and detectron2's default). The PNGs are 8-bit
 greyscale ("L"), so every reader gets the indices: detectron2's `DatasetMapper` reads them with
 PIL mode "L", which turns palette images into grey levels of their colours. They are named like
 the image's `file_name` with `.png` (sub-folders kept), as detectron2's `load_sem_seg` pairs
