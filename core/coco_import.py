@@ -36,7 +36,7 @@ from pycocotools import mask as mask_utils
 from core.errors import CutTreeError
 from core.export.selfcheck import rgb_to_id
 from core.jobs import CancelToken, Progress, check_cancel, report
-from core.project import ANNOTATION_SUFFIX, Category, ImageEntry, Project, ProjectError
+from core.project import ANNOTATION_SUFFIX, Category, Project, ProjectError
 from core.safe_json import DataFormatError, Fields, load_json
 from core.settings import Settings
 from core.tree import SegmentTree, node_color

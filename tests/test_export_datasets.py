@@ -25,7 +25,6 @@ from core.export.readback import read_back_panoptic, ultralytics_label_path
 from core.export.selfcheck import rgb_to_id
 from core.export.yolo import bridge_parts, read_data_yaml
 from core.project import Project
-from core.tree import SegmentTree
 from tests.coco_builders import write_instances
 from tests.export_fixtures import CATEGORIES, hard_labels, hard_tree
 

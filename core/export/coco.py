@@ -19,11 +19,11 @@ from typing import Any, Iterable, Optional, Sequence
 
 from pycocotools import mask as mask_utils
 
-from core.export.common import (AnnotationIds, ExportReport, ExportSource, CategoryMap, iter_images,
-                                project_source, publish, single_items)
+from core.export.common import (AnnotationIds, CategoryMap, ExportReport, ExportSource, iter_images,
+                                project_source, publish, region_polygons, single_items)
 from core.export.image_paths import ImagePaths, assign_file_names, place_images
 from core.export.output import FileSet
-from core.export.polygons import polygons_from_rings, region_rings
+from core.export.polygons import region_rings
 from core.export.regions import ExportImage, PackedImage
 from core.export.rle import compressed_rle, crop_counts, rle_json
 from core.export.selfcheck import check_coco_instances
@@ -126,14 +126,12 @@ def _annotations(image: ExportImage, options: CocoOptions, report: ExportReport)
         area, bbox = float(region.area), [float(cols.start), float(rows.start),
                                           float(cols.stop - cols.start), float(rows.stop - rows.start)]
         if options.polygons and not region.iscrowd:
-            traced = polygons_from_rings(rings[index], options.polygon_tolerance, options.min_part_area)
-            report.holes_lost += traced.holes_lost
-            report.parts_dropped += traced.parts_dropped
-            if not traced.rings:
-                report.skipped.append(f"a {region.area}-pixel region of {image.file_name!r} left no polygon")
+            polygons = region_polygons(image, index, rings[index], options.polygon_tolerance,
+                                       options.min_part_area, report)
+            if polygons is None:
                 continue
-            segmentation: Any = traced.rings
-            area, bbox = polygon_area_bbox(traced.rings, image.height, image.width)
+            segmentation: Any = polygons
+            area, bbox = polygon_area_bbox(polygons, image.height, image.width)
         elif region.iscrowd:   # COCO crowd regions use uncompressed RLE
             segmentation = {"size": [image.height, image.width],
                             "counts": crop_counts(crop, rows.start, cols.start, image.height, image.width)}

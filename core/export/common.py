@@ -8,6 +8,7 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 from core.atomic_io import atomic_write_bytes, fsync_folder
 from core.export import ExportError
+from core.export.polygons import polygons_from_rings
 from core.export.regions import ExportImage, export_image
 from core.jobs import CancelToken, Progress, check_cancel, report
 from core.project import Category, DamagedFileError, Project
@@ -189,6 +190,18 @@ def iter_images(items: Sequence[ExportItem], categories: CategoryMap, merge: set
             report_to.skipped.append(f"{image.empty} regions of {item.file_name!r} vanish at the image size")
         yield item, image
     report(progress, stage, 1.0)
+
+
+def region_polygons(image: ExportImage, index: int, rings: list, tolerance: float, min_part_area: float,
+                    report_to: ExportReport) -> Optional[list[list[float]]]:
+    """A region's traced polygons (what they lose counted in the report); None, reported, when none is left."""
+    traced = polygons_from_rings(rings, tolerance, min_part_area)
+    report_to.holes_lost += traced.holes_lost
+    report_to.parts_dropped += traced.parts_dropped
+    if not traced.rings:
+        report_to.skipped.append(f"a {image.regions[index].area}-pixel region of {image.file_name!r} left no polygon")
+        return None
+    return traced.rings
 
 
 def publish(path: Path, data: bytes, check: Callable[[Path], None], move: bool = True) -> None:

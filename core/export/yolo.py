@@ -26,10 +26,11 @@ from pycocotools import mask as mask_utils
 
 from core.atomic_io import atomic_write_text
 from core.export import ExportError
-from core.export.common import CategoryMap, ExportItem, ExportReport, ExportSource, iter_images, project_source
+from core.export.common import (CategoryMap, ExportItem, ExportReport, ExportSource, iter_images, project_source,
+                                region_polygons)
 from core.export.image_paths import ImagePaths, assign_file_names, label_name, place_images
 from core.export.output import FileSet
-from core.export.polygons import polygons_from_rings, region_rings
+from core.export.polygons import region_rings
 from core.export.regions import ExportImage
 from core.export.rle import compressed_rle
 from core.jobs import CancelToken, Progress
@@ -125,13 +126,10 @@ def _label_lines(image: ExportImage, class_of: dict[int, int], options: YoloOpti
     for index, region in enumerate(image.regions):
         if region.iscrowd:
             continue
-        traced = polygons_from_rings(rings[index], options.polygon_tolerance, options.min_part_area)
-        report.holes_lost += traced.holes_lost
-        report.parts_dropped += traced.parts_dropped
-        if not traced.rings:
-            report.skipped.append(f"a {region.area}-pixel region of {image.file_name!r} left no polygon")
+        polygons = region_polygons(image, index, rings[index], options.polygon_tolerance, options.min_part_area, report)
+        if polygons is None:
             continue
-        points = bridge_parts([np.array(r, dtype=float).reshape(-1, 2) for r in traced.rings])
+        points = bridge_parts([np.array(r, dtype=float).reshape(-1, 2) for r in polygons])
         scaled = points / np.array([image.width, image.height], dtype=float)
         coords = " ".join(f"{v:.6g}" for v in scaled.ravel())
         lines.append((f"{class_of[region.category_id]} {coords}", index))
