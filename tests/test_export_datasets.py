@@ -257,6 +257,31 @@ def test_export_dialog_shows_the_chosen_formats_options(qtbot):
     assert "polygons" not in options.widgets and "val_fraction" in options.widgets
 
 
+def test_export_dialog_exports_a_dataset_folder_of_the_current_image(qtbot, tmp_path, monkeypatch):
+    from gui.dialogs.export_dialog import ExportDialog
+    from tests.gui_helpers import make_window, wait_segmented
+    image = tmp_path / "photos" / "shot.png"
+    image.parent.mkdir()
+    Image.fromarray((np.indices((48, 64)).sum(0) % 7 * 30).astype(np.uint8)).convert("RGB").save(image)
+    window = make_window(qtbot, tmp_path)
+    window.add_paths([image])
+    wait_segmented(qtbot, window)
+    window.set_selection(window.doc.tree.frontier()[:1])
+    window.label_selection(window.categories[0].id)
+    monkeypatch.setattr("gui.dialogs.export_dialog.QMessageBox.information", lambda *a: None)
+    dialog = ExportDialog(window)
+    qtbot.addWidget(dialog)
+    dialog.path.setText(str(tmp_path / "out" / "instances.json"))
+    dialog.options.widget("images").setCurrentIndex(1)              # copy the images
+    assert dialog.path.text() == str(tmp_path / "out" / "instances")
+    with qtbot.waitSignal(dialog.ended, timeout=60_000) as ended:
+        dialog.start_export()
+    assert ended.args[0], ended.args[1]
+    data = json.loads((tmp_path / "out" / "instances" / "annotations" / "instances_default.json").read_text())
+    assert [i["file_name"] for i in data["images"]] == ["shot.png"]
+    assert (tmp_path / "out" / "instances" / "images" / "shot.png").read_bytes() == image.read_bytes()
+
+
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)])
 def test_every_exported_file_gets_the_users_umask(tmp_path, umask, mode):
     project = labelled_project(tmp_path, inside=True, n=1)

@@ -40,6 +40,7 @@ class ExportDialog(QDialog):
             self.format.addItem(fmt.label, fmt.name)
         self.options = FormatOptions()
         self.format.currentIndexChanged.connect(self._format_changed)
+        self.options.changed.connect(self._target_changed)
         self.current = QRadioButton("current image", checked=True)
         self.whole = QRadioButton("whole project")
         self.whole.setEnabled(window.project is not None)
@@ -82,6 +83,12 @@ class ExportDialog(QDialog):
         self.options.show_options(fmt.all_options())
         path = Path(self.path.text()).expanduser()
         self.path.setText(str(path.with_name(fmt.default_name)))
+
+    def _target_changed(self) -> None:
+        """Copied or linked images make a dataset folder: drop a `.json` from the destination."""
+        path = Path(self.path.text()).expanduser()
+        if self.chosen_format().target_for(self.options.values()) == "folder" and path.suffix == ".json":
+            self.path.setText(str(path.with_suffix("")))
 
     def _browse(self) -> None:
         if self.chosen_format().target_for(self.options.values()) == "folder":
@@ -172,6 +179,8 @@ class ExportDialog(QDialog):
 class FormatOptions(QWidget):
     """The widgets of one format's options, built from its `Option` rows."""
 
+    changed = Signal()
+
     def __init__(self) -> None:
         super().__init__()
         self.form = QFormLayout(self)
@@ -185,6 +194,8 @@ class FormatOptions(QWidget):
         for option in options:
             widget = _option_widget(option)
             widget.setToolTip(option.help)
+            if isinstance(widget, QComboBox):
+                widget.currentIndexChanged.connect(lambda _index: self.changed.emit())
             self.widgets[option.key] = (option, widget)
             self.form.addRow("" if option.kind is bool else option.label, widget)
 
