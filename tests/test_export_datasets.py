@@ -222,7 +222,9 @@ def test_yolo_fraction_split_is_stable_and_multi_parts_are_bridged(tmp_path):
     assert val and val == sorted(p.name for p in (tmp_path / "b" / "images" / "val").iterdir())
     squares = [np.array([[x, 0], [x + 2, 0], [x + 2, 2], [x, 2]], float) for x in (0, 10, 20)]
     walk = bridge_parts(squares)
-    assert len(walk) == 4 * 3 + 2 * 2 + 1 and {tuple(p) for p in walk} == {tuple(p) for s in squares for p in s}
+    assert len(walk) == 5 + 6 + 5 and {tuple(p) for p in walk} == {tuple(p) for s in squares for p in s}
+    assert np.array_equal(bridge_parts(squares[:2]), np.concatenate([np.roll(squares[0], -1, 0)[[0, 1, 2, 3, 0]],
+                                                                     squares[1][[0, 1, 2, 3, 0]]]))
     rle = mask_utils.frPyObjects([walk.ravel().tolist()], 4, 24)[0]
     assert int(mask_utils.area(rle)) == 3 * 4                    # bridges enclose nothing
 

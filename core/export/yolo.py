@@ -139,9 +139,10 @@ def _label_lines(image: ExportImage, class_of: dict[int, int], options: YoloOpti
 def bridge_parts(parts: list[np.ndarray]) -> np.ndarray:
     """One polygon from several: each part joined to the next at their closest vertices, out and back.
 
-    The walk goes along part 0 from its bridge vertex, over each bridge to the next part, around
-    the last part, and back over the bridges completing each part, so every bridge is walked
-    twice in opposite directions and encloses no area (ultralytics' multi-segment convention).
+    The walk goes once round part 0 from its bridge vertex, over the bridge and part way round each
+    middle part to its next bridge, once round the last part, and back completing each middle
+    part, so every bridge is walked twice in opposite directions and encloses no area. Two parts
+    come out vertex for vertex as ultralytics' `merge_multi_segment` writes them.
     """
     if len(parts) == 1:
         return parts[0]
@@ -150,11 +151,13 @@ def bridge_parts(parts: list[np.ndarray]) -> np.ndarray:
         a, b = parts[i - 1], parts[i]
         distance = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
         exits[i - 1], entries[i] = (int(v) for v in np.unravel_index(int(np.argmin(distance)), distance.shape))
-    entries[0] = exits[0]
-    exits[-1] = entries[-1]
-    forward = [_arc(parts[i], entries[i], exits[i], full=i == len(parts) - 1) for i in range(len(parts))]
-    back = [_arc(parts[i], exits[i], entries[i], full=True) for i in range(len(parts) - 2, -1, -1)]
-    return np.concatenate(forward + back)
+    last = len(parts) - 1
+    middle = range(1, last)
+    walk = [_arc(parts[0], exits[0], exits[0], full=True)]
+    walk += [_arc(parts[i], entries[i], exits[i], full=False) for i in middle]
+    walk += [_arc(parts[last], entries[last], entries[last], full=True)]
+    walk += [_arc(parts[i], exits[i], entries[i], full=True) for i in reversed(middle)]
+    return np.concatenate(walk)
 
 
 def _arc(ring: np.ndarray, start: int, stop: int, full: bool) -> np.ndarray:
