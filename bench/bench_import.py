@@ -26,7 +26,8 @@ from tests.test_coco_import_robust import triangles_json                 # noqa:
 RUN_IMPORT = """
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[5])
-module = __import__(sys.argv[4])
+import importlib
+module = importlib.import_module(sys.argv[4])
 started = time.perf_counter()
 try:
     result = module.import_coco(sys.argv[1], sys.argv[2], sys.argv[3])
