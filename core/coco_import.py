@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from core.descriptors import ImageDescriber
 from core.errors import CutTreeError
 from core.export.selfcheck import rgb_to_id
 from core.jobs import CancelToken, Progress, check_cancel, report
@@ -121,6 +122,7 @@ def import_coco(json_path: Path, images_dir: Path, project_dir: Path, png_dir: O
     grouped = (_group_panoptic if panoptic else _group_instances)(annotations, images, name, result)
     png_dir = Path(png_dir or json_path.with_suffix(""))
     writer = _Writer(project)
+    describer = ImageDescriber(project.settings)
     try:
         for n, image in enumerate(images.values()):
             check_cancel(cancel)
@@ -135,6 +137,9 @@ def import_coco(json_path: Path, images_dir: Path, project_dir: Path, png_dir: O
                 pieces = _instance_pieces(entries, image, known, result)
                 labels = paint(pieces, image.height, image.width)
             tree, crowd, kept = build_tree(labels, pieces, known, image.file_name, result)
+            problem = describer(tree, path)          # descriptors of the imported regions, for suggestions
+            if problem is not None:
+                result.problems.append(problem)
             writer.save(path, image, tree, crowd, kept, result)
             result.annotations += len(kept)
         if result.images == 0:

@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 from core.cut.hierarchy import CutNode, leaves_at
 from core.cut.ncut import best_bipartition, second_eigenvector
 from core.cut.walk import EIGEN_TOL
+from core.descriptors import describe
 from core.encoders import Encoder, make_encoder
 from core.features import Features
 from core.jobs import CancelToken, Progress, check_cancel, report
@@ -99,6 +100,7 @@ class Segmenter:
         report(progress, "tree", 0.0)
         tree = build_tree(root, leaf_pixels, shape, image.shape[:2])
         tree.set_granularity(s.tau)
+        describe(tree, features)          # region descriptors, for label suggestions
         report(progress, "tree", 1.0)
         return tree
 

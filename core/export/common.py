@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Sequence
 
@@ -135,13 +135,6 @@ class CategoryMap:
         return {c.id for c in self.categories if not c.isthing}
 
 
-def project_items(project: Project, report_to: ExportReport) -> list[ExportItem]:
-    """The project's images that have an annotation file (others are listed as skipped)."""
-    source = project_source(project)
-    report_to.skipped.extend(source.skipped)
-    return source.items
-
-
 def project_source(project: Project) -> ExportSource:
     """Every annotated image of a project, with its path, crowd regions and imported ids."""
     source = ExportSource([], list(project.categories))
@@ -163,6 +156,19 @@ def _loader(project: Project, image_id: int) -> Callable[[], SegmentTree]:
             raise ExportError(f"the annotation file of image {project.images[image_id].path!r} vanished")
         return saved.tree
     return load
+
+
+def with_suggestions(source: ExportSource) -> ExportSource:
+    """The same images, each tree's shown unlabelled regions taking their label suggestion
+    (on the loaded copy only, never saved)."""
+    def accepting(load: Callable[[], SegmentTree]) -> Callable[[], SegmentTree]:
+        def load_accepted() -> SegmentTree:
+            tree = load()
+            tree.accept_suggestions(tree.frontier())
+            return tree
+        return load_accepted
+    items = [replace(item, load=accepting(item.load)) for item in source.items]
+    return ExportSource(items, source.categories, list(source.skipped))
 
 
 def single_items(trees: Iterable[tuple[str, SegmentTree]], paths: Sequence[Optional[Path]] = ()) -> list[ExportItem]:

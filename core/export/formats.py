@@ -5,7 +5,7 @@ their CLI flag, label and help, from which the argparse flags and the dialog's w
 built), its writer, and a read-back check that reads a published export the way its consumers
 do (used by the kill tests and available to anyone holding an export). Adding a format is one
 writer module plus one entry in `FORMATS`; adding an option is one `Option` in a format's list
-(or in `IMAGE_OPTIONS`, which every format takes).
+(or in `IMAGE_OPTIONS`, which every format takes, such as `include_suggested`).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 
 from core.export import ExportError
 from core.export.coco import CocoOptions, write_coco
-from core.export.common import ExportReport, ExportSource
+from core.export.common import ExportReport, ExportSource, with_suggestions
 from core.export.image_paths import ImagePaths
 from core.export.panoptic import write_panoptic
 from core.export.readback import read_back_coco, read_back_panoptic, read_back_semantic, read_back_yolo
@@ -69,6 +69,9 @@ class ExportFormat:
 
 
 IMAGE_OPTIONS = (
+    Option("include_suggested", "Include suggested labels",
+           "export accepted and suggested labels (see `propagate`); without it only the labels the "
+           "annotator set or accepted"),
     Option("image_root", "Image root", "file_name is written relative to this folder "
            "(default: the deepest folder holding every exported image)", Path, None),
     Option("absolute_paths", "Absolute image paths", "write absolute file_name paths (not portable)"),
@@ -145,4 +148,6 @@ def run_export(name: str, source: ExportSource, out: Path, options: Optional[dic
     unknown = sorted(set(options) - known)
     if unknown:
         raise ExportError(f"the {name} format takes no option {', '.join(unknown)}")
+    if options.pop("include_suggested", False):
+        source = with_suggestions(source)
     return fmt.write(Path(out), source, options, progress, cancel)
