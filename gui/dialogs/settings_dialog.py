@@ -8,11 +8,11 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QGridLayout, QGroupBox, QLabel, QLineEdit, QSpinBox, QVBoxLayout, QWidget)
 
 from core.errors import SettingsError
-from core.settings import (BOOL, CHOICE, DEFAULTS, FLOAT, FLOATS, INT, INTS, META, NONE, RECUT, Meta, Settings,
-                           invalidation, parse_value, reads)
+from core.settings import (BOOL, CHOICE, DEFAULTS, FLOAT, FLOATS, INT, INTS, META, NONE, RECUT, REENCODE, Meta,
+                           Settings, invalidation, parse_value, reads)
 
 EFFECTS = {NONE: "", RECUT: "OK cuts the images again from their features.",
-           "reencode": "OK computes the images' features again (cached ones are reused)."}
+           REENCODE: "OK computes the images' features again (cached ones are reused)."}
 
 
 class Editor:
