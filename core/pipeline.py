@@ -7,7 +7,7 @@ each of them the pixels descend the deeper tree, at each split going to the chil
 embedding scores higher; nodes above are unions (docs/decisions/0002-nested-pixel-atoms.md).
 Local (classic) features use colour-guided token labels instead of concept assignment
 (docs/decisions/0003-classic-pixel-step.md). A method with its own pixel step gives every leaf
-its pixels directly (DiffSeg: its proposals upsampled bilinearly, argmax; decision 0304).
+its pixels directly (DiffSeg: its proposals upsampled bilinearly, argmax; decision 0305).
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 from core.cut.hierarchy import CutNode, leaves_at
 from core.cut.ncut import best_bipartition, second_eigenvector
 from core.cut.walk import EIGEN_TOL
+from core.descriptors import describe
 from core.encoders import Encoder, make_encoder
 from core.features import Features
 from core.jobs import CancelToken, Progress, check_cancel, report
@@ -92,6 +93,7 @@ class Segmenter:
         report(progress, "tree", 0.0)
         tree = build_tree(root, leaf_pixels, shape, image.shape[:2])
         tree.set_granularity(s.tau)
+        describe(tree, features)          # region descriptors, for label suggestions
         report(progress, "tree", 1.0)
         return tree
 

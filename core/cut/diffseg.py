@@ -18,7 +18,7 @@ at 512 px and SDXL at 1024 px in square mode; (h, w) of any aspect ratio otherwi
 The KL is computed as a matrix product (see `kl_matrix`), in float32 at iteration 0 (the
 reference uses float16 there) and float64 later (as the reference); probabilities are
 clamped to float32's smallest normal number before the logarithm, where the reference
-would produce NaN and leave the pair unmatched (docs/decisions/0301, 0304).
+would produce NaN and leave the pair unmatched (docs/decisions/0301, 0305).
 
 Hierarchy: the proposals are merged further, pairwise, closest symmetric KL first (the
 merged map is the mean of its proposals, as DiffSeg merges), giving a binary tree whose
