@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 
+from core.errors import CutTreeError, printable
 from core.image_io import list_images
 from core.project import PROJECT_FILE
 from gui.document import ImageDoc
@@ -30,10 +31,27 @@ def sample_doc(name: str) -> ImageDoc:
 
 
 def build_window(argv: list[str]) -> MainWindow:
-    """The main window with the images (or project) named in argv, or the samples."""
+    """The main window with the images (or project) named in argv, or the samples.
+
+    A project or image that cannot be opened is reported in a dialog and the window opens
+    without it; should anything else go wrong, the window's threads are stopped before the
+    error leaves (a running QThread destroyed at exit aborts the process).
+    """
     window = MainWindow()
+    try:
+        _open_arguments(window, argv)
+    except (CutTreeError, OSError, ValueError, MemoryError) as exc:
+        message = str(exc) if isinstance(exc, CutTreeError) else f"{type(exc).__name__}: {exc}"
+        QMessageBox.critical(window, "Cannot open", printable(message))
+    except BaseException:
+        window.shutdown()
+        raise
+    return window
+
+
+def _open_arguments(window: MainWindow, argv: list[str]) -> None:
     paths = [Path(a) for a in argv if not a.startswith("-")]
-    projects = [p for p in paths if (p / PROJECT_FILE).is_file()]
+    projects = [p for p in paths if (p / PROJECT_FILE).exists()]
     if projects:
         window.open_project(projects[0])
     elif paths:
@@ -41,7 +59,6 @@ def build_window(argv: list[str]) -> MainWindow:
         window.add_paths(files)
     else:
         window.add_images([sample_doc(name) for name in SAMPLES])
-    return window
 
 
 def run(argv: list[str]) -> int:

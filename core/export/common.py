@@ -10,7 +10,7 @@ from core.atomic_io import atomic_write_bytes, fsync_folder
 from core.export import ExportError
 from core.export.regions import ExportImage, export_image
 from core.jobs import CancelToken, Progress, check_cancel, report
-from core.project import Category, DamagedFileError, Project
+from core.project import AnnotationFileError, Category, Project
 from core.tree import SegmentTree
 
 AGNOSTIC = Category(1, "object", (220, 220, 220), True, "object")
@@ -112,13 +112,13 @@ def single_items(trees: Iterable[tuple[str, SegmentTree]]) -> list[ExportItem]:
 def iter_images(items: Sequence[ExportItem], categories: CategoryMap, merge: set[int],
                 report_to: ExportReport, progress: Optional[Progress] = None,
                 cancel: Optional[CancelToken] = None, stage: str = "exporting") -> Iterator[ExportImage]:
-    """Each item's export regions; images with a damaged annotation file are skipped and reported."""
+    """Each item's export regions; images whose annotation file is damaged or refused are skipped and reported."""
     for n, item in enumerate(items):
         check_cancel(cancel)
         report(progress, stage, n / max(1, len(items)))
         try:
             tree = item.load()
-        except DamagedFileError as exc:
+        except AnnotationFileError as exc:
             report_to.skipped.append(str(exc))
             continue
         image = export_image(tree, item.image_id, item.file_name, categories, merge, item.crowd)
