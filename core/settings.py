@@ -39,7 +39,7 @@ class Settings:
     pamr: bool = False
     pamr_iterations: int = 10
     pamr_dilations: tuple[int, ...] = (1, 2, 4, 8)
-    max_mask_side: int = 4096      # pixel atoms are computed at most this large, then upsampled
+    max_mask_side: int = 2048      # pixel atoms are computed at most this large, then upsampled
     allow_download: bool = False
     cache_dir: str = ""            # empty = the platform cache folder
     cache_size_mb: int = 2048

@@ -213,3 +213,23 @@ def test_full_disk_in_a_real_process_leaves_no_empty_file(tmp_path: Path) -> Non
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert f"error: cannot write {out / 'noise_overlay.png'}: File too large" in result.stderr
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("size", [(45, 70), (33, 31), (120, 17), (24, 30)])
+def test_regions_measured_on_the_small_map_equal_the_full_size_ones(size: tuple[int, int]) -> None:
+    """Areas and boxes of an upsampled export come from the atom map; they must equal a scan of
+    the full-size label map (the 12000x9000 export depends on it)."""
+    from core.export.regions import export_image, upsample_nearest
+    from core.tree import SegmentTree
+    labels = np.random.default_rng(size[0]).integers(0, 6, (24, 30)).astype(np.int32)
+    labels[labels == 5] = 4                              # one label absent, some thin regions
+    tree = SegmentTree.flat(labels, image_size=size)
+    image = export_image(tree, 1, "x.png", lambda category: 1)
+    full = upsample_nearest(labels, size)
+    np.testing.assert_array_equal(image.labels >= 0, np.ones(size, bool))
+    for index, region in enumerate(image.regions):
+        mask = image.labels == index
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        assert region.slices == (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        assert region.area == mask.sum()
+        assert len(np.unique(full[mask])) == 1           # one source label per region
