@@ -176,7 +176,7 @@ def _open_archive(raw: bytes, name: str) -> tuple[zipfile.ZipFile, dict[str, zip
     try:
         archive = zipfile.ZipFile(io.BytesIO(raw))
         return archive, {info.filename: info for info in archive.infolist()}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
         raise DataFormatError(f"{name}: not a CutTree annotation file ({exc})") from exc
 
 
@@ -227,7 +227,7 @@ def _member_array(archive: zipfile.ZipFile, infos: dict[str, zipfile.ZipInfo], k
                 raise DataFormatError(f"{name}: '{key}' is truncated")
     except DataFormatError:
         raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, RuntimeError, zlib.error) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, RuntimeError, zlib.error, NotImplementedError) as exc:
         raise DataFormatError(f"{name}: '{key}' cannot be read ({exc})") from exc
     return flat.reshape(shape, order="F" if fortran else "C")
 
