@@ -20,9 +20,8 @@ from skimage.color import rgb2lab
 from threadpoolctl import threadpool_limits
 
 from core.cut.hierarchy import CutNode, leaves_at
-from core.cut.methods import METHODS
-from core.cut.ncut import best_bipartition, cosine_affinity, second_eigenvector
-from core.cut.walk import EIGEN_TOL, walk_graph
+from core.cut.ncut import best_bipartition, second_eigenvector
+from core.cut.walk import EIGEN_TOL
 from core.encoders import Encoder, make_encoder
 from core.features import Features
 from core.jobs import CancelToken, Progress, check_cancel, report
@@ -79,7 +78,7 @@ class Segmenter:
              cancel: Optional[CancelToken], full_size: tuple[int, int]) -> SegmentTree:
         s = self.settings
         report(progress, "cut", 0.0)
-        root = METHODS[s.cut_method](features, s, cancel)
+        root = s.method_spec.run(features, s, cancel)
         report(progress, "refine", 0.0)
         shape = mask_shape(image.shape, s.max_mask_side)
         small = resized(image, shape)
@@ -243,7 +242,8 @@ CORE_COVERAGE = 0.5      # a region's core tokens: at least this share of their 
 
 class RegionCutter:
     """Splits one region in two: its core tokens' best NCut split on the graph the tree was
-    cut on (the walk's W_k, else DiffCut's affinity), else 2-means on colour (decision 0004)."""
+    cut on (the method's `leaf_graph`: the walk's W_k, else DiffCut's affinity), else 2-means
+    on colour (decision 0004)."""
 
     def __init__(self, image: np.ndarray, features: Features, shape: tuple[int, int],
                  settings: Settings, chooser: Optional[Chooser] = None) -> None:
@@ -300,11 +300,7 @@ class RegionCutter:
     def graph(self) -> np.ndarray:
         """The token graph the tree was cut on (built on the first cut)."""
         if self._graph is None:
-            if self.settings.cut_method == "walk":
-                self._graph = walk_graph(self.features, self.settings)[0]
-            else:
-                flat = normalized_tokens(self.features.tokens)
-                self._graph = cosine_affinity(flat.reshape(-1, flat.shape[-1]), self.settings.alpha)
+            self._graph = self.settings.method_spec.leaf_graph(self.features, self.settings)
         return self._graph
 
     def release(self) -> None:
