@@ -35,6 +35,7 @@ def main() -> None:
     warnings.simplefilter("ignore")            # Pillow warns on many damaged TIFF tags
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        (folder / "p").mkdir()
         project = project_with_trees(folder / "p")
         data = __import__("json").loads((project.folder / "project.json").read_text())
 

@@ -30,6 +30,8 @@ def mutate(data: bytes, rng: np.random.Generator) -> bytes:
     """One to four random edits: flip bytes, overwrite with extreme values, cut, duplicate or insert."""
     out = bytearray(data)
     for _ in range(int(rng.integers(1, 5))):
+        if not out:
+            break
         kind = int(rng.integers(0, 6))
         at = int(rng.integers(0, max(1, len(out))))
         if kind == 0:                                          # flip a few bits
