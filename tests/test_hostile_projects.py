@@ -150,7 +150,7 @@ def test_annotation_of_another_image_size_is_refused_not_exported(tmp_path: Path
         Project.open(project.folder).load_tree(1)
     code, out, _ = export(capsys, project, tmp_path / "coco.json")
     coco = json.loads((tmp_path / "coco.json").read_text())
-    assert code == 0 and [image["file_name"] for image in coco["images"]] == ["images/im1.png"]
+    assert code == 0 and [image["file_name"] for image in coco["images"]] == ["im1.png"]    # relative to the image root (export decision 0204)
     assert any("20x10" in line for line in out.splitlines() if line.startswith("skipped:"))
     assert path.read_bytes() == kept
 
