@@ -4,7 +4,7 @@ The driver is the only writer. Per finished image it writes the `--out` files an
 (atomically, on a writing thread), then its fsync'ed journal line; `project.json` is saved every CHECKPOINT_IMAGES images or
 CHECKPOINT_SECONDS and at the end. A run killed at any moment and
 started again folds the journal into the project, skips the images with a tree, and segments
-the rest, so every image ends in the project exactly once (decision 0204).
+the rest, so every image ends in the project exactly once (decision 0205).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from core.atomic_io import atomic_write_bytes
 from core.engines import ClusterOptions, Engine, ImageResult, WorkerOptions, get_engine
-from core.errors import CutTreeError
+from core.errors import CutTreeError, printable
 from core.image_sources import is_uri, source_name
 from core.project import PROJECT_FILE, Project
 from core.run_journal import JournalRecord, ProjectLock, RunJournal
@@ -30,10 +30,6 @@ CHECKPOINT_IMAGES = 200
 CHECKPOINT_SECONDS = 30.0
 WRITE_THREADS = 4
 WRITE_QUEUE = 16         # images whose files may be in flight at once (bounds memory)
-
-
-class WriteError(CutTreeError):
-    """A result could not be written (disk full, no permission); the message names the file."""
 
 
 @dataclass
@@ -98,7 +94,12 @@ class ResultWriter:
             self.journal = RunJournal(project)
             self._fold_journal()
         if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                reason = "it is a file, not a folder" if isinstance(exc, FileExistsError) else exc.strerror or exc
+                raise CutTreeError(f"cannot use {out} as the output folder: {reason}") from None
+        self.write_failures: list[tuple[str, str]] = []     # (source, message), for the caller to report
         self._pool = ThreadPoolExecutor(max_workers=WRITE_THREADS, thread_name_prefix="cuttree-write")
         self._pending: deque[Future] = deque()
         self._unsaved = 0
@@ -110,9 +111,10 @@ class ResultWriter:
         for key, record in self.journal.replay().items():
             if not record.ok:
                 self.failures[key] = record
-            elif self.project.find_image(key) is None:
-                self.project.add_image(key if is_uri(key) else self.project.folder / key,
-                                       record.width, record.height)
+                continue
+            source = key if is_uri(key) else self.project.folder / key
+            if self.project.find_image(source) is None:
+                self.project.add_image(source, record.width, record.height)
                 folded += 1
         if folded:
             self.project.save()
@@ -120,18 +122,18 @@ class ResultWriter:
     def is_done(self, source: str) -> bool:
         if self.project is None:
             return False
-        entry = self.project.find_image(self.project.image_key(source))
+        entry = self.project.find_image(source)
         return entry is not None and self.project.has_tree(entry.id)
 
     def failed_before(self, source: str) -> Optional[str]:
         if self.project is None:
             return None
-        record = self.failures.get(self.project.image_key(source))
+        record = self.failures.get(self.project.relative_path(source))
         return None if record is None else record.message
 
     def write(self, result: ImageResult, stem: str) -> None:
         """Record one finished or failed image (durably once `collect` has seen it through)."""
-        key = self.project.image_key(result.source) if self.project else None
+        key = self.project.relative_path(result.source) if self.project else None
         if not result.ok:
             if self.journal:
                 self.failures[key] = JournalRecord(key, False, message=result.error)
@@ -140,32 +142,46 @@ class ResultWriter:
         files = [(self.out / f"{stem}{suffix}", data) for suffix, data in result.outputs.items()] if self.out else []
         record = None
         if self.project:
-            entry = self.project.find_image(key) or self.project.add_image(result.source, result.width, result.height)
+            entry = (self.project.find_image(result.source)
+                     or self.project.add_image(result.source, result.width, result.height))
             entry.width, entry.height = result.width, result.height
             files.append((self.project.annotation_path(entry.id), result.tree))
             record = JournalRecord(key, True, result.width, result.height)
             self.failures.pop(key, None)
-        self._pending.append(self._pool.submit(self._write, files, record))
+        self._pending.append(self._pool.submit(self._write, result.source, files, record))
         self.collect(wait=len(self._pending) > WRITE_QUEUE)
 
     def collect(self, wait: bool = False) -> None:
-        """Take back the finished writes (waiting for the oldest when `wait`); a write error raises."""
+        """Take back the finished writes (waiting for the oldest when `wait`); failed ones go to
+        `write_failures`."""
         while self._pending and (wait or self._pending[0].done()):
-            self._pending.popleft().result()
+            failure = self._pending.popleft().result()
             wait = False
-            self._unsaved += 1
+            if failure:
+                self.write_failures.append(failure)
+            else:
+                self._unsaved += 1
         if self._unsaved >= CHECKPOINT_IMAGES or time.monotonic() - self._saved_at > CHECKPOINT_SECONDS:
             self.checkpoint()
 
-    def _write(self, files: list[tuple[Path, bytes]], record: Optional[JournalRecord]) -> None:
-        """On a writing thread: the image's files, then its journal line."""
+    def _write(self, source: str, files: list[tuple[Path, bytes]],
+               record: Optional[JournalRecord]) -> Optional[tuple[str, str]]:
+        """On a writing thread: the image's files (tree last), then its journal line. A file that
+        cannot be written takes the image's others with it: (source, message), and the image is
+        not done (a later run segments it again)."""
+        written: list[Path] = []
         for path, data in files:
             try:
                 atomic_write_bytes(path, data)
             except OSError as exc:
-                raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
+                for done in written:
+                    done.unlink(missing_ok=True)
+                return source, (f"cannot write {path}: {exc.strerror or exc} "
+                                f"(nothing was kept for {source_name(source)})")
+            written.append(path)
         if record is not None:
             self.journal.append(record)
+        return None
 
     def checkpoint(self) -> None:
         if self.project:
@@ -203,13 +219,23 @@ def run_dataset(sources: list[str], settings: Settings, options: RunOptions,
             for result in _progress(engine(todo, worker, options.cluster), len(todo), summary, options):
                 writer.write(result, stems[result.index])
                 summary.add(result)
+                _report_write_failures(writer, summary)
         finally:
             writer.close()
+            _report_write_failures(writer, summary)
     finally:
         if lock:
             lock.release()
     summary.wall_seconds = time.perf_counter() - start
     return summary
+
+
+def _report_write_failures(writer: ResultWriter, summary: RunSummary) -> None:
+    for source, message in writer.write_failures:
+        tqdm.write(f"error: {printable(message)}", file=sys.stderr)
+        summary.segmented -= 1
+        summary.failed[source] = message
+    writer.write_failures.clear()
 
 
 def _plan(sources: list[str], writer: ResultWriter, options: RunOptions,
@@ -255,7 +281,7 @@ def _progress(results: Iterable[ImageResult], total: int, summary: RunSummary,
             yield result
             if not result.ok:
                 failures += 1
-                tqdm.write(f"error: {result.error}", file=sys.stderr)
+                tqdm.write(f"error: {printable(result.error)}", file=sys.stderr)
             bar.set_postfix(failed=failures, refresh=False)
             bar.update(1)
     finally:
@@ -272,7 +298,7 @@ def print_summary(summary: RunSummary, target: str, settings: Settings,
     if summary.failed:
         write(f"{len(summary.failed)} image(s) not segmented:")
         for source, message in summary.failed.items():
-            write(f"  {source}: {message}" if source not in message else f"  {message}")
+            write(printable(f"  {source}: {message}" if source not in message else f"  {message}"))
         if summary.earlier_failures:
             write(f"({summary.earlier_failures} failed in an earlier run; --retry-failed tries them again)")
     done = summary.segmented + summary.skipped

@@ -12,12 +12,12 @@ import os
 import re
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import Iterable
+from typing import Iterable, Optional
 
 import numpy as np
 
 from core.errors import CutTreeError, ImageLoadError
-from core.image_io import list_images, load_image
+from core.image_io import list_images, load_working_image
 
 MANIFEST_SUFFIXES = frozenset({".txt", ".lst", ".manifest"})
 MAX_MANIFEST_BYTES = 1 << 30
@@ -75,17 +75,18 @@ def read_manifest(path: Path) -> list[str]:
     return sources
 
 
-def load_source(source: str) -> np.ndarray:
-    """The image as 8-bit RGB (see image_io.load_image); raises ImageLoadError naming the source."""
+def load_source(source: str, max_side: Optional[int]) -> tuple[np.ndarray, tuple[int, int]]:
+    """The image at most `max_side` on its long side and its full (height, width), as
+    image_io.load_working_image gives them; raises ImageLoadError naming the source."""
     if not is_uri(source):
-        return load_image(source)
+        return load_working_image(source, max_side)
     data = read_uri(source)
     suffix = PurePosixPath(source_name(source)).suffix
     handle, tmp = tempfile.mkstemp(prefix="cuttree-", suffix=suffix)
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
-        return load_image(tmp)
+        return load_working_image(tmp, max_side)
     except ImageLoadError as exc:    # name the URI, not the temporary copy
         raise ImageLoadError(str(exc).replace(tmp, source)) from None
     finally:

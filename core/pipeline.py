@@ -6,7 +6,8 @@ the segments shown at the settings' tau get their pixels by DiffCut's concept as
 each of them the pixels descend the deeper tree, at each split going to the child whose
 embedding scores higher; nodes above are unions (docs/decisions/0002-nested-pixel-atoms.md).
 Local (classic) features use colour-guided token labels instead of concept assignment
-(docs/decisions/0003-classic-pixel-step.md).
+(docs/decisions/0003-classic-pixel-step.md). A method with its own pixel step gives every leaf
+its pixels directly (DiffSeg: its proposals upsampled bilinearly, argmax; decision 0305).
 """
 from __future__ import annotations
 
@@ -64,23 +65,45 @@ class Segmenter:
         return self.encoder.encode(image, progress, cancel)
 
     def cut(self, image: np.ndarray, features: Features, progress: Optional[Progress] = None,
-            cancel: Optional[CancelToken] = None) -> SegmentTree:
+            cancel: Optional[CancelToken] = None, full_size: Optional[tuple[int, int]] = None) -> SegmentTree:
         """The segment tree of `image` from its features (no encoder pass).
 
+        `full_size` is the (height, width) of the original when `image` is a reduced working copy
+        of it (image_io.load_working_image): the tree's masks are exported at that size.
         BLAS runs single-threaded here: the many small products of the recursion were
         measured 3-5x slower with threads competing for 2 cores (bench/bench_ncut.py).
         """
         with threadpool_limits(limits=1, user_api="blas"):
-            return self._cut(image, features, progress, cancel)
+            return self._cut(image, features, progress, cancel, full_size or image.shape[:2])
 
     def _cut(self, image: np.ndarray, features: Features, progress: Optional[Progress],
-             cancel: Optional[CancelToken]) -> SegmentTree:
+             cancel: Optional[CancelToken], full_size: tuple[int, int]) -> SegmentTree:
         s = self.settings
+        method = s.method_spec
         report(progress, "cut", 0.0)
-        root = s.method_spec.run(features, s, cancel)
+        root = method.run(features, s, cancel)
         report(progress, "refine", 0.0)
         shape = mask_shape(image.shape, s.max_mask_side)
         small = resized(image, shape)
+        if method.pixels is not None:      # the method's own pixel step (DiffSeg's upsampled argmax)
+            labels = method.pixels(leaves_of(root), features, shape)
+            if s.pamr:
+                labels = pamr(small, labels, s.pamr_iterations, s.pamr_dilations)
+            leaf_pixels = pixels_by_leaf(root, labels)
+        else:
+            leaf_pixels = self._chosen_pixels(root, features, small, cancel)
+        report(progress, "tree", 0.0)
+        tree = build_tree(root, leaf_pixels, shape, full_size)
+        tree.set_granularity(s.tau)
+        describe(tree, features)          # region descriptors, for label suggestions
+        report(progress, "tree", 1.0)
+        return tree
+
+    def _chosen_pixels(self, root: CutNode, features: Features, small: np.ndarray,
+                       cancel: Optional[CancelToken]) -> dict[int, np.ndarray]:
+        """Leaf pixels: the shown segments' by concept assignment (or colour guidance), the
+        deeper leaves' by descending the tree (decision 0002)."""
+        s, shape = self.settings, small.shape[:2]
         shown = leaves_at(root, s.tau)
         chooser = pixel_chooser(features, small)
         self._last_chooser = (features, shape, chooser)      # the cutter reuses what it built
@@ -95,14 +118,7 @@ class Segmenter:
         if s.pamr:
             labels = pamr(small, labels, s.pamr_iterations, s.pamr_dilations)
             check_cancel(cancel)
-        report(progress, "refine", 0.5)
-        leaf_pixels = descend(root, shown, labels, chooser, cancel)
-        report(progress, "tree", 0.0)
-        tree = build_tree(root, leaf_pixels, shape, image.shape[:2])
-        tree.set_granularity(s.tau)
-        describe(tree, features)          # region descriptors, for label suggestions
-        report(progress, "tree", 1.0)
-        return tree
+        return descend(root, shown, labels, chooser, cancel)
 
     def cutter(self, image: np.ndarray, features: Features, shape: tuple[int, int]) -> RegionCutter:
         """A Cutter that splits a region in two: by its tokens' NCut, else by colour. After
@@ -112,6 +128,20 @@ class Segmenter:
         chooser = last[2] if last is not None and last[0] is features and last[1] == shape else None
         self._last_chooser = None
         return RegionCutter(image, features, shape, self.settings, chooser)
+
+
+def leaves_of(root: CutNode) -> list[CutNode]:
+    """The tree's leaves, depth first."""
+    return [node for node in root.walk() if not node.children]
+
+
+def pixels_by_leaf(root: CutNode, labels: np.ndarray) -> dict[int, np.ndarray]:
+    """Flat pixel indices of every leaf, keyed by id(leaf), from a map of leaf indices."""
+    flat = labels.ravel()
+    order = np.argsort(flat, kind="stable")
+    leaves = leaves_of(root)
+    bounds = np.searchsorted(flat[order], np.arange(len(leaves) + 1))
+    return {id(leaf): order[bounds[k]:bounds[k + 1]] for k, leaf in enumerate(leaves)}
 
 
 def segment(image: np.ndarray, settings: Settings, progress: Optional[Progress] = None,

@@ -4,7 +4,8 @@
 are stored by path relative to the project folder, so the folder can be moved with its images.
 Images that moved or vanished are listed in `Project.problems`, never fatal. An annotation file
 that cannot be read is renamed aside (`<name>.damaged-<timestamp>`), reported with its name and
-never overwritten; the rest of the project keeps working.
+never overwritten; one written by a newer CutTree, or made for another image size, is refused and
+left in place. The rest of the project keeps working.
 """
 from __future__ import annotations
 
@@ -13,15 +14,15 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, NoReturn, Optional
 
 from core.atomic_io import atomic_write_json
-from core.errors import CutTreeError, SettingsError
+from core.errors import CutTreeError, SettingsError, printable
 from core.image_sources import is_uri
 from core.safe_json import DataFormatError, Fields, load_json
 from core.settings import Settings
 from core.tree import History, SegmentTree, node_color
-from core.tree_file import SavedTree, load_tree_file, save_tree_file
+from core.tree_file import NewerFileError, SavedTree, load_tree_file, save_tree_file
 
 PROJECT_FILE = "project.json"
 ANNOTATION_DIR = "annotations"
@@ -39,8 +40,17 @@ class ProjectError(CutTreeError):
     """A project cannot be created or opened; the message names the file or folder."""
 
 
-class DamagedFileError(CutTreeError):
+class AnnotationFileError(CutTreeError):
+    """An image's annotation file cannot be used; the message says which and why."""
+
+
+class DamagedFileError(AnnotationFileError):
     """An annotation file was unreadable; it was renamed aside (the message says where)."""
+
+
+class RefusedFileError(AnnotationFileError):
+    """An annotation file is intact but not usable here (newer format, or another image size);
+    it is left in place, untouched, and the image must not be re-annotated over it."""
 
 
 @dataclass
@@ -68,12 +78,18 @@ class ImageEntry:
     height: int
     annotation: str
     crowd: list[int] = field(default_factory=list)   # node ids imported as COCO crowd regions
+    coco_file_name: str = ""                          # the image's file_name in an imported COCO file
+    coco_ids: dict[int, int] = field(default_factory=dict)   # node id -> imported annotation/segment id
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"id": self.id, "path": self.path, "width": self.width, "height": self.height,
-               "annotation": self.annotation}
+        out: dict[str, Any] = {"id": self.id, "path": self.path, "width": self.width, "height": self.height,
+                               "annotation": self.annotation}
         if self.crowd:
             out["crowd"] = list(self.crowd)
+        if self.coco_file_name:
+            out["coco_file_name"] = self.coco_file_name
+        if self.coco_ids:
+            out["coco_ids"] = [[node, ann] for node, ann in sorted(self.coco_ids.items())]
         return out
 
 
@@ -127,51 +143,64 @@ class Project:
         atomic_write_json(self.folder / PROJECT_FILE, data, indent=1)
 
     # ------------------------------------------------------------------ images
-    def add_image(self, image_path: Path | str, width: int, height: int) -> ImageEntry:
+    def add_image(self, image_path: Path | str, width: int, height: int,
+                  image_id: Optional[int] = None) -> ImageEntry:
         """Register an image (path stored relative to the project folder when possible; a URI
-        such as s3://bucket/a.jpg is stored as it is)."""
-        rel = self.image_key(image_path)
-        if self.find_image(rel) is not None:
+        such as s3://bucket/a.jpg is stored as it is).
+
+        `image_id` keeps a given id (an imported COCO image id) when it is free; otherwise the
+        next free id is used.
+        """
+        rel = self.relative_path(image_path)
+        if self.find_image(image_path) is not None:
             raise ProjectError(f"{image_path} is already in the project")
-        image_id = self._max_id + 1
+        if image_id is None or image_id in self.images or not 1 <= image_id <= 2 ** 53:
+            image_id = self._max_id + 1
         digest = hashlib.sha1(rel.encode("utf-8")).hexdigest()[:8]
         stem = PurePosixPath(rel).stem if is_uri(rel) else Path(image_path).stem
         annotation = f"{ANNOTATION_DIR}/{_safe_stem(stem)}-{digest}{ANNOTATION_SUFFIX}"
         entry = ImageEntry(image_id, rel, int(width), int(height), annotation)
         self.images[image_id] = entry
-        self._paths[rel] = self._max_id = image_id
+        self._paths[rel] = image_id
+        self._max_id = max(self._max_id, image_id)
         return entry
 
-    def image_key(self, image_path: Path | str) -> str:
-        """How the project stores an image's location: POSIX path relative to the folder, or the URI."""
+    def relative_path(self, image_path: Path | str) -> str:
+        """How `image_path` is stored: relative to the project folder, POSIX separators (a URI
+        string as it is)."""
         if isinstance(image_path, str) and is_uri(image_path):
             return image_path
-        absolute = Path(image_path).absolute()
+        image_path = Path(image_path).absolute()
         try:
-            rel = os.path.relpath(absolute, self.folder.absolute())
+            rel = os.path.relpath(image_path, self.folder.absolute())
         except ValueError:        # another drive on Windows: keep it absolute
-            rel = str(absolute)
+            rel = str(image_path)
         return Path(rel).as_posix()
 
-    def find_image(self, key: str) -> Optional[ImageEntry]:
-        """The image stored under `key` (see `image_key`), or None."""
-        image_id = self._path_index().get(key)
+    def find_image(self, image_path: Path | str) -> Optional[ImageEntry]:
+        """The entry of an image file (or URI) already in the project, if any."""
+        image_id = self._path_index().get(self.relative_path(image_path))
         return None if image_id is None else self.images[image_id]
 
     def _path_index(self) -> dict[str, int]:
-        """Path -> id and the largest id, kept across calls (rebuilt when `images` changed size
-        behind their back), so adding a large dataset's images one by one is not quadratic."""
+        """Stored path -> id, and the largest id, kept across calls (rebuilt when `images` changed
+        size behind their back), so adding a large dataset's images one by one is not quadratic."""
         if len(self._paths) != len(self.images):
             self._paths = {e.path: e.id for e in self.images.values()}
             self._max_id = max(self.images, default=0)
         return self._paths
 
     def image_path(self, image_id: int) -> Path:
-        return (self.folder / self.images[image_id].path).resolve()
+        """The image's absolute path, symlinks resolved where they can be (a loop stays unresolved)."""
+        path = self.folder / self.images[image_id].path
+        try:
+            return path.resolve()
+        except (OSError, RuntimeError):       # a symlink loop: RuntimeError before Python 3.13
+            return path.absolute()
 
     def missing_images(self) -> list[str]:
         """One message per image whose file is not where the project says."""
-        return [f"image {e.path!r} (id {e.id}) was not found at {self.image_path(e.id)}"
+        return [f"image {printable(e.path)!r} (id {e.id}) was not found at {printable(str(self.image_path(e.id)))}"
                 for e in self.images.values() if not self.image_path(e.id).is_file()]
 
     def category(self, category_id: int) -> Optional[Category]:
@@ -195,25 +224,39 @@ class Project:
         save_tree_file(self.annotation_path(image_id), tree, history)
 
     def load_tree(self, image_id: int) -> Optional[SavedTree]:
-        """The image's saved tree, or None when it has none; a damaged file is moved aside."""
+        """The image's saved tree, or None when it has none; a damaged file is moved aside
+        (DamagedFileError), a newer or mismatched one refused in place (RefusedFileError)."""
         path = self.annotation_path(image_id)
+        entry = self.images[image_id]
         if not path.is_file():
             return None
         try:
-            return load_tree_file(path)
+            saved = load_tree_file(path)
+        except NewerFileError as exc:
+            self._refuse(str(exc))
         except DataFormatError as exc:
             aside = _move_aside(path)
-            message = (f"annotation file {path.name} of image {self.images[image_id].path!r} is damaged "
+            message = (f"annotation file {path.name} of image {printable(entry.path)!r} is damaged "
                        f"({exc}); kept as {aside.name}, the image starts without annotations")
             self.problems.append(message)
             raise DamagedFileError(message) from exc
+        if tuple(saved.tree.image_size) != (entry.height, entry.width):
+            height, width = saved.tree.image_size
+            self._refuse(f"annotation file {path} was made for a {width}x{height} image, but image "
+                         f"{printable(entry.path)!r} is {entry.width}x{entry.height}; it is left untouched "
+                         f"and not used (was the image replaced?)")
+        return saved
+
+    def _refuse(self, message: str) -> NoReturn:
+        self.problems.append(message)
+        raise RefusedFileError(message)
 
     def iter_trees(self) -> Iterator[tuple[ImageEntry, SegmentTree]]:
-        """Every image with a readable tree; damaged files are set aside and listed in `problems`."""
+        """Every image with a usable tree; the others are listed in `problems`."""
         for entry in list(self.images.values()):
             try:
                 saved = self.load_tree(entry.id)
-            except DamagedFileError:
+            except AnnotationFileError:
                 continue
             if saved is not None:
                 yield entry, saved.tree
@@ -304,8 +347,17 @@ def _parse_image(obj: Any, where: str) -> ImageEntry:
     crowd = f.list("crowd", default=[], max_len=1_000_000) if f.has("crowd") else []
     if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in crowd):
         raise f.error("'crowd' must list node ids")
-    return ImageEntry(f.int("id", lo=1, hi=2 ** 53), f.str("path", max_len=4096),
-                      f.int("width", lo=1, hi=1 << 20), f.int("height", lo=1, hi=1 << 20), annotation, crowd)
+    pairs = f.list("coco_ids", default=[], max_len=10_000_000) if f.has("coco_ids") else []
+    if not all(isinstance(p, list) and len(p) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                            and 0 <= v < 2 ** 53 for v in p) for p in pairs):
+        raise f.error("'coco_ids' must list [node id, annotation id] pairs")
+    file_name = f.str("coco_file_name", default="", max_len=4096) if f.has("coco_file_name") else ""
+    path = f.str("path", max_len=4096)
+    if "\0" in path:
+        raise f.error(f"'path' {printable(path)!r} holds a NUL byte, which no file name can")
+    return ImageEntry(f.int("id", lo=1, hi=2 ** 53), path,
+                      f.int("width", lo=1, hi=1 << 20), f.int("height", lo=1, hi=1 << 20), annotation, crowd,
+                      file_name, {node: ann for node, ann in pairs})
 
 
 def _safe_stem(stem: str) -> str:

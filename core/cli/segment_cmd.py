@@ -9,7 +9,7 @@ from typing import Optional
 from core.cli.settings_args import add_settings_arguments, settings_from_args
 from core.dataset_run import RunOptions, print_summary, run_dataset
 from core.engines import ENGINES, ClusterOptions
-from core.errors import CutTreeError
+from core.errors import CutTreeError, printable
 from core.image_io import IMAGE_EXTENSIONS
 from core.image_sources import collect_sources
 from core.project import PROJECT_FILE, Project
@@ -23,7 +23,10 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
                     "(created if missing) as soon as it is done: an interrupted run keeps what it "
                     "finished and the next run skips it. With --out, per image write STEM_labels.png "
                     "(segment index per pixel), STEM_overlay.png and STEM_coco.json (class-agnostic "
-                    "COCO instances, compressed RLE). A file that cannot be read is reported and skipped.")
+                    "COCO instances, compressed RLE). Images larger than max_mask_side are segmented at "
+                    "that size; labels and COCO masks are written at full size, the overlay at the "
+                    "working size. A file that cannot be read or written is reported and skipped; the "
+                    "exit code is 1 when any image failed.")
     parser.add_argument("inputs", nargs="+", type=Path,
                         help="image files, folders of images, or manifests (.txt/.lst: one path or URI "
                              "per line; URIs such as s3:// are read by the workers)")
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         summary = run_dataset(sources, settings, run_options(args))
     except CutTreeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: the finished images are saved; run the same command again to go on",

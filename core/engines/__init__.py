@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Protocol
 
 import numpy as np
-from PIL import Image
 
 from core.errors import CutTreeError, ModelLoadError
 from core.image_sources import load_source, source_name
@@ -87,31 +86,36 @@ class ImageJob:
         self.threads = ThreadLimit(options.threads)
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
-    def load(self, source: str) -> np.ndarray | CutTreeError:
-        """The decoded image, or the error saying why it cannot be read (kept for `segment`)."""
+    def load(self, source: str) -> tuple[np.ndarray, tuple[int, int]] | CutTreeError:
+        """The working image and its full size, or the error saying why it cannot be read."""
         try:
-            return load_source(source)
+            return load_source(source, self.segmenter.settings.max_mask_side)
         except CutTreeError as exc:
             return exc
 
-    def segment(self, index: int, source: str, image: np.ndarray | CutTreeError) -> ImageResult:
-        """Segment a decoded image; any failure becomes the result's message, never a raise."""
+    def segment(self, index: int, source: str,
+                loaded: tuple[np.ndarray, tuple[int, int]] | CutTreeError) -> ImageResult:
+        """Segment a decoded image; any failure becomes the result's message, never a raise
+        (except a model that cannot load: not the image's fault, the run stops)."""
         start = time.perf_counter()
         result = ImageResult(index, source, worker=self.worker)
         try:
-            if isinstance(image, CutTreeError):
-                raise image
+            if isinstance(loaded, CutTreeError):
+                raise loaded
+            image, full_size = loaded
             features = self.segmenter.encode(image)
             result.encoder = self.segmenter.encoder.name      # a diffusion model names itself once loaded
-            tree = self.segmenter.cut(image, features)
+            tree = self.segmenter.cut(image, features, full_size=full_size)
             result.tree = tree_file_bytes(tree)
             result.height, result.width = tree.image_size
             if self.options.outputs:
                 result.outputs = render_outputs(image, tree, source_name(source))
         except ModelLoadError:
-            raise                       # not the image's fault: the run stops with the message
+            raise
         except CutTreeError as exc:
             result.error = str(exc)
+        except MemoryError:
+            result.error = f"{source}: not enough memory to segment it"
         except Exception as exc:        # one bad image must not end a run of thousands
             result.error = f"{source}: segmentation failed ({type(exc).__name__}: {exc})"
         result.seconds = time.perf_counter() - start
@@ -126,17 +130,18 @@ class ImageJob:
 
 
 def render_outputs(image: np.ndarray, tree: SegmentTree, name: str) -> dict[str, bytes]:
-    """The bytes of `segment --out`'s files: label map, overlay and class-agnostic COCO."""
+    """The bytes of `segment --out`'s files: label map (full size), overlay (working size) and
+    class-agnostic COCO (full size, checked by loading it back)."""
+    from core.atomic_io import png_bytes
     from core.export.coco import write_coco_instances
-    from core.render import frontier_colors, frontier_label_image, overlay, save_label_png
+    from core.render import frontier_colors, label_png_bytes, overlay
 
-    labels = frontier_label_image(tree)
-    with tempfile.TemporaryDirectory(prefix="cuttree-out-") as tmp:
-        folder = Path(tmp)
-        save_label_png(folder / OUTPUT_SUFFIXES[0], labels)
-        Image.fromarray(overlay(image, labels, frontier_colors(tree))).save(folder / OUTPUT_SUFFIXES[1])
-        write_coco_instances(folder / OUTPUT_SUFFIXES[2], [(name, tree)])
-        return {suffix: (folder / suffix).read_bytes() for suffix in OUTPUT_SUFFIXES}
+    with tempfile.TemporaryDirectory(prefix="cuttree-coco-") as tmp:
+        coco = Path(tmp) / OUTPUT_SUFFIXES[2]
+        write_coco_instances(coco, [(name, tree)])
+        return {OUTPUT_SUFFIXES[0]: label_png_bytes(tree),
+                OUTPUT_SUFFIXES[1]: png_bytes(overlay(image, tree.frontier_labels()[0], frontier_colors(tree))),
+                OUTPUT_SUFFIXES[2]: coco.read_bytes()}
 
 
 class ThreadLimit:

@@ -5,7 +5,7 @@ Workers read the images themselves (local paths must be readable on every node; 
 with pyarrow) and send back only tree-file bytes, so the driver never holds the images and no
 shared filesystem is needed for the results. A worker killed mid-batch is restarted by Ray and
 its batch retried (Ray Data's default); an image that killed MAX_DEATHS workers comes back as a
-failed result instead of being tried again (decision 0204).
+failed result instead of being tried again (decision 0205).
 """
 from __future__ import annotations
 
