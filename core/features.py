@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
+
+from core.atoms import AtomGraph
 
 
 @dataclass
@@ -21,6 +24,9 @@ class Features:
                encoder): a segment's mean feature then says little about its pixels, so
                pixels follow the token labels, guided by colour, instead of DiffCut's concept
                assignment (docs/decisions/0003-classic-pixel-step.md).
+    atoms:     optional contour atoms of the image (the classic encoder): small regions that
+               follow its edges, on which the contour method builds the finer levels
+               (docs/decisions/0005-contour-atoms.md).
     """
 
     tokens: np.ndarray
@@ -29,6 +35,7 @@ class Features:
     attention: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
     local: bool = False
     meta: dict = field(default_factory=dict)
+    atoms: Optional[AtomGraph] = None
 
     def __post_init__(self) -> None:
         if self.tokens.ndim != 3:

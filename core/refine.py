@@ -19,6 +19,7 @@ from scipy.spatial import cKDTree
 from skimage.color import rgb2lab
 
 
+
 class BilinearSampler:
     """Bilinear upsampling (h, w) -> (H, W), half-pixel centres, as torch align_corners=False."""
 
@@ -239,3 +240,58 @@ class GuidedLabels:
         rows, cols = np.divmod(pixels, self.shape[1])
         where = np.stack([(rows + 0.5) * h / self.shape[0], (cols + 0.5) * w / self.shape[1]], axis=1)
         return group_of[inside[cKDTree(centres).query(where)[1]]]
+
+
+#: a connected piece of a region smaller than this share of the image is a speck ...
+SPECK_AREA = 0.0005
+#: ... unless the CIELAB difference between the pixels on either side of its outline averages
+#: this much: about twice the colour step that separates regions at the default granularity
+STRONG_CONTRAST = 20.0
+
+
+def absorb_specks(labels: np.ndarray, image: np.ndarray, area: Optional[float] = None,
+                  contrast: float = STRONG_CONTRAST) -> np.ndarray:
+    """Labels with every weak speck given to the neighbouring piece it shares most boundary with.
+
+    A speck is a 4-connected piece of one label with fewer than `area` of the pixels whose
+    outline is weaker than `contrast` on average: small things with a sharp outline (a sign,
+    a button) stay, leftovers of the upsampling do not. `area` defaults to SPECK_AREA, read at
+    each call (bench/bench_quality.py sets it to 0 to measure the pipeline without).
+    """
+    from skimage.measure import label as connected
+    area = SPECK_AREA if area is None else area
+    pieces = connected(labels + 1, connectivity=1, background=0) - 1
+    n = int(pieces.max()) + 1
+    small = np.bincount(pieces.ravel(), minlength=n) < area * labels.size
+    if not small.any():
+        return labels
+    flat_pieces, flat_image = pieces.ravel(), image.reshape(-1, 3)
+    index = np.arange(labels.size).reshape(labels.shape)
+    a, b, s = [], [], []
+    for first, second in (((slice(None), slice(None, -1)), (slice(None), slice(1, None))),
+                          ((slice(None, -1), slice(None)), (slice(1, None), slice(None)))):
+        p, q = index[first].ravel(), index[second].ravel()
+        pa, pb = flat_pieces[p], flat_pieces[q]
+        outline = (pa != pb) & (small[pa] | small[pb])
+        p, q, pa, pb = p[outline], q[outline], pa[outline], pb[outline]
+        step = np.linalg.norm(rgb2lab(flat_image[p][None])[0] - rgb2lab(flat_image[q][None])[0], axis=1)
+        a += [pa, pb]
+        b += [pb, pa]
+        s += [step, step]
+    a, b, s = np.concatenate(a), np.concatenate(b), np.concatenate(s)
+    keep = small[a]
+    a, b, s = a[keep], b[keep], s[keep]
+    outline = np.bincount(a, s, n) / np.maximum(np.bincount(a, minlength=n), 1)
+    pairs, shared = np.unique(a.astype(np.int64) * n + b, return_counts=True)
+    speck, neighbour = np.divmod(pairs, n)
+    order = np.lexsort((-shared, speck))                 # per speck, longest boundary first
+    first = order[np.r_[True, speck[order][1:] != speck[order][:-1]]]
+    speck, neighbour = speck[first], neighbour[first]
+    weak = outline[speck] < contrast
+    target = np.arange(n)
+    target[speck[weak]] = neighbour[weak]
+    for _ in range(8):                                   # specks handed to specks follow on
+        target = target[target]
+    piece_label = np.zeros(n, dtype=labels.dtype)
+    piece_label[pieces.ravel()] = labels.ravel()
+    return piece_label[target][pieces]

@@ -7,7 +7,7 @@ from typing import Any
 from core.errors import SettingsError
 
 ENCODERS = ("classic", "diffusion")
-METHODS = ("auto", "diffcut", "diffseg", "walk")
+METHODS = ("auto", "diffcut", "diffseg", "walk", "contour")
 RESIZE_MODES = ("keep_aspect", "square")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")

@@ -11,6 +11,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from core.cut.methods import ATOM_METHODS
 from core.jobs import CancelToken, Progress
 from core.settings import Settings
 from core.tree import Cutter, SegmentTree
@@ -60,5 +61,6 @@ class WarmSegmenter:
 def _encoder_key(settings: Settings) -> tuple:
     """The settings that change the features (anything else is only a re-cut)."""
     return (settings.encoder, settings.model, settings.device, settings.dtype, settings.timestep,
-            settings.seed, settings.resize_mode, settings.classic_tokens)
+            settings.seed, settings.resize_mode, settings.classic_tokens,
+            settings.cut_method in ATOM_METHODS)
 

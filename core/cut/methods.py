@@ -30,4 +30,13 @@ def walk(features: Features, settings: Settings, cancel: Optional[CancelToken] =
     return walk_hierarchy(features, settings, cancel)
 
 
-METHODS: dict[str, Method] = {"diffcut": diffcut, "diffseg": diffseg, "walk": walk}
+def contour(features: Features, settings: Settings, cancel: Optional[CancelToken] = None) -> CutNode:
+    """The walk above the default granularity, greedy merges of contour atoms below."""
+    from core.cut.contour import contour_hierarchy
+    return contour_hierarchy(features, settings, cancel)
+
+
+METHODS: dict[str, Method] = {"diffcut": diffcut, "diffseg": diffseg, "walk": walk,
+                              "contour": contour}
+#: methods whose token ids are contour atoms (Features.atoms), not grid cells
+ATOM_METHODS = frozenset({"contour"})
