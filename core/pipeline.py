@@ -22,9 +22,9 @@ from threadpoolctl import threadpool_limits
 from core.atoms import AtomGraph, atom_map
 from core.cut.contour import contour_split
 from core.cut.hierarchy import CutNode, leaves_at
-from core.cut.methods import ATOM_METHODS, METHODS
-from core.cut.ncut import best_bipartition, cosine_affinity, second_eigenvector
-from core.cut.walk import EIGEN_TOL, walk_graph
+from core.cut.methods import cuts_atoms
+from core.cut.ncut import best_bipartition, second_eigenvector
+from core.cut.walk import EIGEN_TOL
 from core.encoders import Encoder, make_encoder
 from core.features import Features
 from core.jobs import CancelToken, Progress, check_cancel, report
@@ -80,7 +80,7 @@ class Segmenter:
              cancel: Optional[CancelToken]) -> SegmentTree:
         s = self.settings
         report(progress, "cut", 0.0)
-        root = METHODS[s.cut_method](features, s, cancel)
+        root = s.method_spec.run(features, s, cancel)
         report(progress, "refine", 0.0)
         shape = mask_shape(image.shape, s.max_mask_side)
         small = resized(image, shape)
@@ -89,7 +89,7 @@ class Segmenter:
         self._last_chooser = (features, shape, chooser)      # the cutter reuses what it built
         if features.local:
             labels = chooser.choose(shown, np.arange(shape[0] * shape[1])).reshape(shape).astype(np.int32)
-            if s.cut_method not in ATOM_METHODS:   # atoms merge specks in the tree (decision 0005)
+            if not cuts_atoms(s.cut_method):   # atoms merge specks in the tree (decision 0005)
                 labels = absorb_specks(labels, small)
         else:  # DiffCut's concept assignment, exactly as the reference at the shown granularity
             token_labels = np.empty(features.grid[0] * features.grid[1], dtype=np.int32)
@@ -189,7 +189,7 @@ class AtomChooser:
 def pixel_chooser(features: Features, image: np.ndarray, method: str) -> Chooser:
     """How pixels pick among segments: by atom when the method cuts atoms, guided token labels
     for local features, else concept assignment."""
-    if method in ATOM_METHODS:
+    if cuts_atoms(method):
         return AtomChooser(features.atoms, image.shape[:2])
     if features.local:
         return GuidedChooser(image, features.grid)
@@ -266,8 +266,9 @@ CORE_COVERAGE = 0.5      # a region's core tokens: at least this share of their 
 
 class RegionCutter:
     """Splits one region in two: its core tokens' best NCut split on the graph the tree was
-    cut on (the walk's W_k, else DiffCut's affinity), or for the contour method its atoms'
-    strongest inner boundary; else 2-means on colour (decision 0004)."""
+    cut on (the method's `leaf_graph`: the walk's W_k, else DiffCut's affinity), or for a
+    method that cuts contour atoms its atoms' strongest inner boundary; else 2-means on colour
+    (decision 0004)."""
 
     def __init__(self, image: np.ndarray, features: Features, shape: tuple[int, int],
                  settings: Settings, chooser: Optional[Chooser] = None) -> None:
@@ -291,7 +292,7 @@ class RegionCutter:
 
     def _token_split(self, pixels: np.ndarray) -> Optional[np.ndarray]:
         ids = self._core_tokens(pixels)
-        if self.settings.cut_method in ATOM_METHODS:   # its atoms' strongest inner boundary
+        if cuts_atoms(self.settings.cut_method):   # its atoms' strongest inner boundary
             side = contour_split(self.features.atoms, ids)
             if side is None:
                 return None
@@ -326,11 +327,7 @@ class RegionCutter:
     def graph(self) -> np.ndarray:
         """The token graph the tree was cut on (built on the first cut)."""
         if self._graph is None:
-            if self.settings.cut_method == "walk":
-                self._graph = walk_graph(self.features, self.settings)[0]
-            else:
-                flat = normalized_tokens(self.features.tokens)
-                self._graph = cosine_affinity(flat.reshape(-1, flat.shape[-1]), self.settings.alpha)
+            self._graph = self.settings.method_spec.leaf_graph(self.features, self.settings)
         return self._graph
 
     def release(self) -> None:
@@ -348,7 +345,7 @@ class RegionCutter:
 
 def token_of_pixel(features: Features, shape: tuple[int, int], method: str) -> np.ndarray:
     """The token (atom, or grid cell) each flat pixel of a `shape` map lies in."""
-    if method in ATOM_METHODS:
+    if cuts_atoms(method):
         return atom_map(features.atoms, shape).ravel()
     h, w = features.grid
     rows = np.minimum(np.arange(shape[0]) * h // shape[0], h - 1)

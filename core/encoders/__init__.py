@@ -1,13 +1,15 @@
 """Encoders turn an RGB image into a token grid of features (see core.features.Features)."""
 from __future__ import annotations
 
-from typing import Optional, Protocol
+from typing import TYPE_CHECKING, Optional, Protocol
 
 import numpy as np
 
 from core.features import Features
 from core.jobs import CancelToken, Progress
-from core.settings import Settings
+
+if TYPE_CHECKING:   # core.settings reads core.encoders.presets: no import at run time
+    from core.settings import Settings
 
 
 class Encoder(Protocol):
@@ -23,8 +25,8 @@ def make_encoder(settings: Settings) -> Encoder:
     """The encoder the settings ask for; diffusion code is imported only when needed."""
     if settings.encoder == "classic":
         from core.encoders.classic import ClassicEncoder
-        from core.cut.methods import ATOM_METHODS
+        from core.cut.methods import ATOMS, wanted_outputs
         return ClassicEncoder(tokens_long_side=settings.classic_tokens,
-                              atoms=settings.cut_method in ATOM_METHODS)
+                              atoms=ATOMS in wanted_outputs(settings.method_spec))
     from core.encoders.diffusion import DiffusionEncoder
     return DiffusionEncoder.from_settings(settings)

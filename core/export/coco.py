@@ -1,6 +1,6 @@
 """COCO instances export: one annotation per exported frontier region.
 
-Follows reference/annotation_tools.md §2: annotation ids from 1, categories as defined (ids >= 1,
+Follows the COCO data format (cocodataset.org/#format-data) as pycocotools reads it: annotation ids from 1, categories as defined (ids >= 1,
 no background category), `iscrowd` 0 unless the region was imported as a crowd region, `area`
 and float `bbox` [x, y, w, h] from the region's own mask, `segmentation` as compressed RLE
 (counts as str; holes kept) or polygons (outer rings; lost holes and dropped parts counted), no

@@ -1,7 +1,7 @@
 """Semantic segmentation export: a single-channel PNG per image plus a colour map JSON.
 
 Pixel value = class index (0..K-1, the project's categories in id order), 255 = unlabelled or
-ignored (the common ignore index, reference/annotation_tools.md §2.6). PNGs are palette images,
+ignored (the common ignore index, e.g. mmsegmentation's and detectron2's default). PNGs are palette images,
 so they look coloured in a viewer while holding plain indices; `colormap.json` lists index, COCO
 category id, name and colour. Each PNG is read back and compared after writing.
 """
