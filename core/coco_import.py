@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from core.descriptors import ImageDescriber
 from core.export.selfcheck import rgb_to_id
 from core.jobs import CancelToken, Progress, check_cancel, report
 from core.project import Category, ImageEntry, Project, ProjectError
@@ -73,6 +74,7 @@ def import_coco(json_path: Path, images_dir: Path, project_dir: Path, png_dir: O
         pieces = _panoptic_pieces(annotations, images, known, Path(png_dir or json_path.with_suffix("")), name, result)
     else:
         pieces = _instance_pieces(annotations, images, known, name, result)
+    describer = ImageDescriber(project.settings)
     for n, (image_id, (file_name, width, height)) in enumerate(images.items()):
         check_cancel(cancel)
         report(progress, "importing", n / max(1, len(images)))
@@ -80,6 +82,9 @@ def import_coco(json_path: Path, images_dir: Path, project_dir: Path, png_dir: O
         if entry is None:
             continue
         tree, crowd = build_tree(pieces.get(image_id, []), height, width, known, file_name, result)
+        problem = describer(tree, Path(images_dir) / file_name)
+        if problem is not None:
+            result.problems.append(problem)
         entry.crowd = crowd
         project.save_tree(entry.id, tree)
         result.images += 1

@@ -24,9 +24,11 @@ class Features:
                encoder): a segment's mean feature then says little about its pixels, so
                pixels follow the token labels, guided by colour, instead of DiffCut's concept
                assignment (docs/decisions/0003-classic-pixel-step.md).
+    descriptors: optional (h, w, d) token grid that region descriptors are pooled from (label
+               suggestions, core/descriptors.py); None means the tokens themselves.
     atoms:     optional contour atoms of the image (the classic encoder): small regions that
                follow its edges, on which the contour method builds the finer levels
-               (docs/decisions/0005-contour-atoms.md).
+               (docs/decisions/0006-contour-atoms-and-specks.md).
     """
 
     tokens: np.ndarray
@@ -35,6 +37,7 @@ class Features:
     attention: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
     local: bool = False
     meta: dict = field(default_factory=dict)
+    descriptors: Optional[np.ndarray] = None
     atoms: Optional[AtomGraph] = None
 
     def __post_init__(self) -> None:

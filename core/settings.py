@@ -19,7 +19,7 @@ DTYPES = ("auto", "float32", "float16", "bfloat16")
 #: what changing a setting invalidates, weakest first
 NONE, RECUT, REENCODE = "none", "recut", "reencode"
 #: a field's kind: how it is parsed, validated and edited
-CHOICE, TEXT, INT, FLOAT, BOOL, INTS = "choice", "text", "int", "float", "bool", "ints"
+CHOICE, TEXT, INT, FLOAT, BOOL, INTS, FLOATS = "choice", "text", "int", "float", "bool", "ints", "floats"
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,9 @@ class Settings:
                           "then CPU)", CHOICE, REENCODE, ENCODING, choices=DEVICES, encoders=DIFFUSION)
     dtype: str = setting("auto", "Precision", "diffusion weights' precision (auto: float16 on GPUs, "
                          "float32 on CPU)", CHOICE, REENCODE, ENCODING, choices=DTYPES, encoders=DIFFUSION)
-    timestep: int = setting(50, "Timestep", "diffusion timestep at which the UNet is read",
-                            INT, REENCODE, ENCODING, lo=0, hi=999, encoders=DIFFUSION)
+    timestep: int = setting(-1, "Timestep", "diffusion timestep at which the UNet is read (-1: the "
+                            "method's, as its paper: DiffSeg 300, DiffCut and walk 50)", INT, REENCODE, ENCODING,
+                            lo=-1, hi=999, encoders=DIFFUSION, special="method's default")
     seed: int = setting(42, "Noise seed", "seed of the diffusion noise", INT, REENCODE, ENCODING,
                         lo=0, hi=2**31 - 1, encoders=DIFFUSION)
     resize_mode: str = setting("keep_aspect", "Resolution", "keep_aspect: long side at the model's "
@@ -95,6 +96,10 @@ class Settings:
                              FLOAT, RECUT, CUTTING, lo=0.0, hi=1.0, step=0.01)
     min_tokens: int = setting(0, "Smallest split", "never split a node with fewer tokens (0 = off)",
                               INT, RECUT, CUTTING, lo=0, hi=100_000, special="off")
+    kl_thresholds: tuple[float, ...] = setting((1.1, 1.1, 1.1), "KL thresholds", "diffseg method: the "
+                                               "symmetric-KL merge threshold of each merging iteration, "
+                                               "comma-separated (DiffSeg's notebooks: 1.1,1.1,1.1 or 0.9,0.9,0.9)",
+                                               FLOATS, RECUT, CUTTING, lo=0.01, hi=100.0)
     walk_steps: int = setting(0, "Walk steps", "walk method: random-walk steps k (0 = automatic)",
                               INT, RECUT, CUTTING, lo=0, hi=100, special="automatic")
     reference_zero_rows: bool = setting(False, "Reproduce DiffCut's zero-row bug",
@@ -117,6 +122,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         self.pamr_dilations = tuple(int(d) for d in self.pamr_dilations)
+        self.kl_thresholds = tuple(float(t) for t in self.kl_thresholds)
         self.validate()
 
     def validate(self) -> None:
@@ -138,6 +144,11 @@ class Settings:
         """The registry entry of the method that runs (core.cut.methods)."""
         return resolve(self.method, self.encoder)
 
+    @property
+    def diffusion_timestep(self) -> int:
+        """The timestep the UNet is read at: the setting's, or the running method's default."""
+        return self.method_spec.default_timestep if self.timestep < 0 else self.timestep
+
     def conflict(self) -> Optional[str]:
         """Why these settings cannot work together (e.g. an attention method on the classic
         encoder), or None."""
@@ -146,6 +157,7 @@ class Settings:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["pamr_dilations"] = list(self.pamr_dilations)
+        d["kl_thresholds"] = list(self.kl_thresholds)
         return d
 
     @classmethod
@@ -180,8 +192,8 @@ def value_problem(meta: Meta, value: Any) -> str:
     """What is wrong with `value` for a field described by `meta` ('' when nothing)."""
     if meta.kind == CHOICE and value not in meta.choices:
         return f"is not one of {', '.join(meta.choices)}"
-    values = value if meta.kind == INTS else (value,) if meta.kind in (INT, FLOAT) else ()
-    if meta.kind == INTS and not values:
+    values = value if meta.kind in (INTS, FLOATS) else (value,) if meta.kind in (INT, FLOAT) else ()
+    if meta.kind in (INTS, FLOATS) and not values:
         return "must list at least one value"
     if any((meta.lo is not None and v < meta.lo) or (meta.hi is not None and v > meta.hi) for v in values):
         note = f" ({meta.lo:g} = {meta.special})" if meta.special else ""
@@ -197,8 +209,9 @@ def parse_value(name: str, text: str) -> Any:
             return int(text)
         if meta.kind == FLOAT:
             return float(text)
-        if meta.kind == INTS:
-            return tuple(int(part) for part in text.replace(" ", "").split(",") if part)
+        if meta.kind in (INTS, FLOATS):
+            number = int if meta.kind == INTS else float
+            return tuple(number(part) for part in text.replace(" ", "").split(",") if part)
         if meta.kind == BOOL:
             return {"true": True, "false": False, "1": True, "0": False}[text.strip().lower()]
     except (ValueError, KeyError):
@@ -207,7 +220,7 @@ def parse_value(name: str, text: str) -> Any:
 
 
 _KIND_TEXT = {INT: "a whole number", FLOAT: "a number", INTS: "a comma-separated list of whole numbers",
-              BOOL: "true or false"}
+              FLOATS: "a comma-separated list of numbers", BOOL: "true or false"}
 
 
 def reads(settings: Settings, name: str) -> bool:
@@ -220,7 +233,9 @@ def reads(settings: Settings, name: str) -> bool:
 
 
 def _effective(settings: Settings, name: str) -> Any:
-    """The value that acts: `auto` as the method it runs."""
+    """The value that acts: `auto` as the method it runs, the method's timestep for -1."""
+    if name == "timestep":
+        return settings.diffusion_timestep
     return settings.cut_method if name == "method" else getattr(settings, name)
 
 
@@ -229,7 +244,7 @@ def encoder_key(settings: Settings) -> tuple:
     method = settings.method_spec
     needs = ((sorted(wanted_outputs(method)), method.clean_latent) if settings.encoder == "diffusion"
              else (ATOMS in wanted_outputs(method),))    # classic: contour atoms or not
-    return (*(getattr(settings, n) for n, m in META.items() if m.invalidates == REENCODE and reads(settings, n)),
+    return (*(_effective(settings, n) for n, m in META.items() if m.invalidates == REENCODE and reads(settings, n)),
             *needs)
 
 

@@ -80,10 +80,10 @@ def test_the_oracle_command_prints_the_curve_and_the_classes(capsys):
     assert 0.0 < miou <= 1.0
 
 
-def test_camvid_needs_a_scoring_mode_and_a_real_folder(capsys, tmp_path):
+def test_the_oracle_needs_a_camvid_folder_with_frames(capsys, tmp_path):
     assert run_evaluate(["evaluate", "camvid", "--data", str(tmp_path), "--oracle"]) == 1
     assert "is not a folder" in capsys.readouterr().err
     (tmp_path / "val").mkdir()
     (tmp_path / "valannot").mkdir()
-    assert run_evaluate(["evaluate", "camvid", "--data", str(tmp_path)]) == 1
-    assert "--oracle" in capsys.readouterr().err
+    assert run_evaluate(["evaluate", "camvid", "--data", str(tmp_path), "--oracle"]) == 1
+    assert "no frame in" in capsys.readouterr().err

@@ -145,7 +145,7 @@ def check_window(args: list[str], names: list[str], project) -> None:
 
 def test_a_word_that_is_neither_command_nor_path_is_named(capsys):
     assert entry.main(["segmnt", "photo.jpg"]) == 2
-    assert "'segmnt' is neither a command (segment, export, import, evaluate)" in capsys.readouterr().err
+    assert "'segmnt' is neither a command (segment, export, import, evaluate, propagate)" in capsys.readouterr().err
 
 
 def test_the_decision_index_lists_every_note_and_its_status():

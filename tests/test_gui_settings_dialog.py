@@ -23,7 +23,8 @@ def test_every_setting_has_an_editor_and_round_trips(qtbot):
     changed = Settings(encoder="diffusion", model="sd15", dtype="float16", seed=7, timestep=300,
                        classic_tokens=40, method="walk", walk_steps=4, min_tokens=3, pamr=True,
                        pamr_iterations=5, pamr_dilations=(1, 3), max_mask_side=1024, cache_size_mb=512,
-                       allow_download=True, cache_dir="/tmp/features", reference_zero_rows=True)
+                       allow_download=True, cache_dir="/tmp/features", reference_zero_rows=True,
+                       kl_thresholds=(0.9, 1.0))
     assert set(open_dialog(qtbot, Settings()).editors) == set(META)
     dialog = open_dialog(qtbot, changed)
     assert dialog.values() == changed
@@ -41,9 +42,13 @@ def test_edits_through_the_widgets_reach_the_settings(qtbot):
     dialog.editors["seed"].widget.setValue(9)
     dialog.editors["pamr"].widget.click()
     dialog.editors["pamr_dilations"].widget.setText("2, 4")
+    dialog.editors["method"].widget.setCurrentText("diffseg")
+    assert dialog.editors["timestep"].widget.text() == "method's default"
+    dialog.editors["kl_thresholds"].widget.setText("0.9, 0.9, 0.9")
     ok_button(dialog).click()
     assert dialog.result_settings == Settings(encoder="diffusion", model="segmind-vega", walk_steps=6, seed=9,
-                                              pamr=True, pamr_dilations=(2, 4))
+                                              pamr=True, pamr_dilations=(2, 4), method="diffseg",
+                                              kl_thresholds=(0.9, 0.9, 0.9))
 
 
 def test_an_attention_method_on_the_classic_encoder_is_explained_before_ok(qtbot):

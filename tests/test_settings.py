@@ -1,5 +1,6 @@
 """Settings: the automatic method, validation with named values, JSON round trip, CLI options."""
 import argparse
+import re
 
 import pytest
 
@@ -16,16 +17,19 @@ def test_auto_method_picks_the_measured_best_per_encoder(encoder, method, runs):
 
 
 @pytest.mark.parametrize("changes, named", [
+    ({"kl_thresholds": ()}, "kl_thresholds=() must list"), ({"kl_thresholds": (1.1, -1.0)}, "kl_thresholds=(1.1, -1.0)"),
+    ({"timestep": -2}, "timestep=-2 must lie in [-1, 999]"),
     ({"walk_steps": -1}, "walk_steps=-1"), ({"walk_steps": 101}, "walk_steps=101"),
     ({"method": "kmeans"}, "method='kmeans'"), ({"dtype": "int8"}, "dtype='int8'"),
     ({"tau": 0.9}, "tau=0.9")])
 def test_invalid_values_are_named(changes, named):
-    with pytest.raises(SettingsError, match=named.replace("(", r"\(")):
+    with pytest.raises(SettingsError, match=re.escape(named)):
         Settings(**changes)
 
 
 def test_json_round_trip_and_wrong_types():
-    settings = Settings(method="walk", walk_steps=5, seed=7, dtype="bfloat16", pamr_dilations=(1, 2))
+    settings = Settings(method="walk", walk_steps=5, seed=7, dtype="bfloat16", pamr_dilations=(1, 2),
+                        kl_thresholds=(0.9, 1.0))
     assert Settings.from_dict(settings.to_dict()) == settings
     with pytest.raises(SettingsError, match="walk_steps='5'"):
         Settings.from_dict({"walk_steps": "5"})
@@ -62,7 +66,8 @@ def test_every_field_has_metadata_and_a_cli_flag():
     (["--min-tokens", "8"], {"min_tokens": 8}), (["--max-mask-side", "512"], {"max_mask_side": 512}),
     (["--pamr-dilations", "1,3"], {"pamr_dilations": (1, 3)}), (["--pamr-iterations", "4"], {"pamr_iterations": 4}),
     (["--cache-size", "0"], {"cache_size_mb": 0}), (["--reference-zero-rows"], {"reference_zero_rows": True}),
-    (["--tau", "0.9"], {"tau": 0.9, "tau_max": 0.9})])
+    (["--tau", "0.9"], {"tau": 0.9, "tau_max": 0.9}),
+    (["--kl-thresholds", "0.9,0.9,0.9"], {"kl_thresholds": (0.9, 0.9, 0.9)}), (["--timestep", "-1"], {})])
 def test_options_the_old_cli_lacked(argv, expected):
     parser = argparse.ArgumentParser()
     add_settings_arguments(parser)
@@ -92,6 +97,10 @@ def test_a_bad_option_value_is_named(capsys):
     ({"encoder": "diffusion", "method": "walk"}, {"method": "diffseg"}, "reencode"),
     ({"encoder": "diffusion", "method": "walk"}, {"walk_steps": 2}, "recut"),
     ({"encoder": "diffusion", "method": "auto"}, {"method": "diffcut"}, "none"),
+    ({"encoder": "diffusion", "method": "diffseg"}, {"timestep": 300}, "none"),     # its default timestep
+    ({"encoder": "diffusion", "method": "diffseg"}, {"timestep": 50}, "reencode"),
+    ({"encoder": "diffusion", "method": "diffseg"}, {"kl_thresholds": (0.9,) * 3}, "recut"),
+    ({"encoder": "diffusion"}, {"kl_thresholds": (0.9,) * 3}, "none"),
 ])
 def test_invalidation_says_what_a_change_costs(base, changes, expected):
     from core.settings import invalidation

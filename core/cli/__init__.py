@@ -5,7 +5,7 @@ import argparse
 import importlib
 from typing import Optional, Sequence
 
-COMMAND_MODULES = ("segment_cmd", "export_cmd", "import_cmd", "evaluate_cmd")
+COMMAND_MODULES = ("segment_cmd", "export_cmd", "import_cmd", "evaluate_cmd", "propagate_cmd")
 #: the sub-command names (each module registers the one it is named after)
 COMMANDS = tuple(name.removesuffix("_cmd") for name in COMMAND_MODULES)
 

@@ -1,4 +1,4 @@
-"""`evaluate bsds|camvid --data DIR [--oracle --split val --limit N --tau-grid ... and the
+"""`evaluate bsds|camvid --data DIR [--oracle | --labelled K --split val --limit N --tau-grid ... and the
 segment settings]`."""
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from core.errors import CutTreeError
 from core.evaluate import (LabelsAt, bsds_images, camvid_cuts, default_granularities, evaluate_bsds,
                            format_oracle, format_table, oracle_curve)
 from core.jobs import CancelToken
+from core.cli.evaluate_suggest import run_suggestions
 from core.cli.settings_args import add_settings_arguments, settings_from_args
 from core.settings import Settings
 
@@ -31,13 +32,18 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
                     "variation of information at ODS (one granularity for the dataset) and OIS "
                     "(best granularity per image), as in Arbelaez et al. 2011. camvid --oracle: "
                     "give each region of every CamVid frame its majority class and print the "
-                    "mIoU against the number of regions per frame over the granularities.")
-    parser.add_argument("benchmark", choices=tuple(DEFAULT_DATA))
+                    "mIoU against the number of regions per frame over the granularities; "
+                    "camvid without --oracle: label suggestions (see --labelled).")
+    parser.add_argument("benchmark", choices=tuple(DEFAULT_DATA),
+                        help="bsds: the region benchmark; camvid: the oracle (--oracle) or label "
+                             "suggestions (--labelled)")
     parser.add_argument("--data", type=Path, default=None,
                         help="BSDS500 folder with images/ and groundTruth/, or CamVid folder with "
                              f"<split>/ and <split>annot/ (default {SHARED_DATA}/bsds500 or /camvid)")
     parser.add_argument("--oracle", action="store_true",
                         help="camvid: score the oracle labelling (each region its majority class)")
+    parser.add_argument("--labelled", default="1,3,10",
+                        help="camvid: how many frames are labelled, e.g. 3 or 1,3,10 (default 1,3,10)")
     parser.add_argument("--split", default="val")
     parser.add_argument("--limit", type=int, default=0, help="score only the first N images (0 = all)")
     parser.add_argument("--tau-grid", default="",
@@ -80,6 +86,8 @@ def pipeline_hierarchy(settings: Settings, cancel: Optional[CancelToken] = None)
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the table; 0 on success, 1 on a user-facing error."""
+    if args.benchmark == "camvid" and not args.oracle:
+        return run_suggestions(args, _print_progress)
     try:
         settings = settings_from_args(args)
         grid = sorted(set(parse_grid(args.tau_grid, settings.tau_max)) | {settings.tau})
@@ -113,8 +121,6 @@ def run_camvid_oracle(args: argparse.Namespace, data: Path, settings: Settings,
                       grid: list[float]) -> str:
     """The CamVid oracle curve and per-class table."""
     from core.camvid import camvid_frames
-    if not args.oracle:
-        raise CutTreeError("evaluate camvid needs --oracle (score each region given its majority class)")
     frames = camvid_frames(data, args.split)
     frames = frames[:args.limit] if args.limit else frames
     started = time.perf_counter()

@@ -26,6 +26,9 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     parser.add_argument("--polygons", action="store_true", help="COCO: polygons instead of RLE (holes are lost)")
     parser.add_argument("--include-unlabelled", action="store_true",
                         help="COCO: export unlabelled regions too, as an extra 'unlabelled' category")
+    parser.add_argument("--include-suggested", action="store_true",
+                        help="export accepted and suggested labels (see `propagate`); without it only the "
+                             "labels the annotator set or accepted")
     parser.add_argument("--merge-stuff", action="store_true",
                         help="COCO: one annotation per stuff category and image")
     parser.set_defaults(handler=run)
@@ -39,12 +42,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"warning: {problem}", file=sys.stderr)
         if args.format == "coco":
             options = CocoOptions(polygons=args.polygons, include_unlabelled=args.include_unlabelled,
-                                  merge_stuff=args.merge_stuff)
+                                  merge_stuff=args.merge_stuff, include_suggested=args.include_suggested)
             result = export_project_coco(project, args.out, options)
         elif args.format == "panoptic":
-            result = export_project_panoptic(project, args.out)
+            result = export_project_panoptic(project, args.out, include_suggested=args.include_suggested)
         else:
-            result = export_project_semantic(project, args.out)
+            result = export_project_semantic(project, args.out, include_suggested=args.include_suggested)
     except CutTreeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

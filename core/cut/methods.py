@@ -22,7 +22,9 @@ ATOMS = "atoms"              # contour atoms and their adjacency (the classic en
 class CutMethod:
     """One cut method: `run` builds the token hierarchy, `leaf_graph` the (N, N) token graph a
     finest region is cut again on (decision 0004); `parameters` are the Settings it reads;
-    `needs`: the encoder outputs it cannot run without, `uses`: those it reads when given."""
+    `needs`: the encoder outputs it cannot run without, `uses`: those it reads when given;
+    `pixels`: its own pixel step (leaves, features, atom-map shape -> leaf index per pixel),
+    None for the pipeline's concept assignment (decisions 0002, 0003)."""
 
     name: str
     summary: str
@@ -33,6 +35,7 @@ class CutMethod:
     uses: frozenset[str] = frozenset()
     clean_latent: bool = False       # the reference runs the UNet on the clean latent (no noise)
     default_timestep: int = 50       # the reference's diffusion timestep
+    pixels: Optional[Callable[[list[CutNode], Features, tuple[int, int]], np.ndarray]] = None
 
 
 def _diffcut(features: Features, settings: "Settings", cancel: Optional[CancelToken] = None) -> CutNode:
@@ -44,6 +47,11 @@ def _diffcut(features: Features, settings: "Settings", cancel: Optional[CancelTo
 def _diffseg(features: Features, settings: "Settings", cancel: Optional[CancelToken] = None) -> CutNode:
     from core.cut.diffseg import diffseg_hierarchy
     return diffseg_hierarchy(features, settings, cancel)
+
+
+def _diffseg_pixels(leaves: list[CutNode], features: Features, shape: tuple[int, int]) -> np.ndarray:
+    from core.cut.diffseg import attention_grid, pixel_labels
+    return pixel_labels(leaves, attention_grid(features), shape)
 
 
 def _walk(features: Features, settings: "Settings", cancel: Optional[CancelToken] = None) -> CutNode:
@@ -74,8 +82,8 @@ METHODS: dict[str, CutMethod] = {m.name: m for m in (
     CutMethod("diffcut", "recursive NCut on UNet features (alpha, tau as the DiffCut paper)",
               _diffcut, affinity_graph, ("alpha", "min_tokens", "reference_zero_rows")),
     CutMethod("diffseg", "KL merging of self-attention maps (DiffSeg), merged further into a tree",
-              _diffseg, affinity_graph, ("alpha",), needs=frozenset({ATTENTION}),
-              clean_latent=True, default_timestep=300),
+              _diffseg, affinity_graph, ("kl_thresholds", "alpha"), needs=frozenset({ATTENTION}),
+              clean_latent=True, default_timestep=300, pixels=_diffseg_pixels),
     CutMethod("walk", "random-walk NCut on k-step attention walks, automatic threshold",
               _walk, walk_graph, ("alpha", "walk_steps", "min_tokens"), uses=frozenset({ATTENTION})),
     CutMethod("contour", "walk down to the default granularity, then greedy merges of contour "

@@ -67,7 +67,7 @@ class ClassicEncoder:
         atoms = self._atoms(image, h * w) if self.atoms else None
         report(progress, "encode", 1.0)
         return Features(tokens.reshape(h, w, -1), image_size=image.shape[:2], encoder="classic",
-                        local=True, atoms=atoms)
+                        local=True, descriptors=cues.reshape(h, w, -1), atoms=atoms)
 
     def _atoms(self, image: np.ndarray, tokens: int) -> AtomGraph:
         """About ATOMS_PER_TOKEN contour atoms per token, on the image at most ATOM_SIDE large."""

@@ -54,7 +54,7 @@ class DiffusionEncoder:
         and the latent is noised unless the method's reference reads the clean one (DiffSeg)."""
         method = settings.method_spec
         return cls(model=settings.model, device=settings.device, dtype=settings.dtype,
-                   resize_mode=settings.resize_mode, timestep=settings.timestep, seed=settings.seed,
+                   resize_mode=settings.resize_mode, timestep=settings.diffusion_timestep, seed=settings.seed,
                    with_attention=ATTENTION in wanted_outputs(method), allow_download=settings.allow_download,
                    cache_dir=settings.cache_dir, cache_size_mb=settings.cache_size_mb,
                    add_noise=not method.clean_latent)

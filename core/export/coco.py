@@ -34,6 +34,7 @@ class CocoOptions:
     include_unlabelled: bool = False    # unlabelled regions as an extra class-agnostic category
     class_agnostic: bool = False        # every region as category 1 "object"
     merge_stuff: bool = False           # one annotation per stuff category and image
+    include_suggested: bool = False     # unlabelled shown regions take their label suggestion
     polygon_tolerance: float = 1.0      # Douglas-Peucker tolerance in pixels
     min_part_area: float = 2.0          # polygon parts smaller than this (px^2) are dropped, but not a region's largest
     min_polygon_iou: float = 0.5        # self-check: a polygon annotation below this fails the export
@@ -43,8 +44,9 @@ def export_project_coco(project: Project, out: Path, options: Optional[CocoOptio
                         progress: Optional[Progress] = None, cancel: Optional[CancelToken] = None) -> ExportReport:
     """Write the project's COCO instances JSON (image file names relative to the project folder)."""
     report = ExportReport(Path(out))
-    items = project_items(project, report)
-    return write_coco(out, items, project.categories, options or CocoOptions(), report, progress, cancel)
+    options = options or CocoOptions()
+    items = project_items(project, report, options.include_suggested)
+    return write_coco(out, items, project.categories, options, report, progress, cancel)
 
 
 def write_coco_instances(path: Path, trees: Iterable[tuple[str, SegmentTree]],

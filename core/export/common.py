@@ -84,22 +84,26 @@ class CategoryMap:
         return {c.id for c in self.categories if not c.isthing}
 
 
-def project_items(project: Project, report_to: ExportReport) -> list[ExportItem]:
-    """The project's images that have an annotation file (others are listed as skipped)."""
+def project_items(project: Project, report_to: ExportReport, include_suggested: bool = False) -> list[ExportItem]:
+    """The project's images that have an annotation file (others are listed as skipped); with
+    `include_suggested`, shown regions without a label take their live label suggestion."""
     items = []
     for entry in project.images.values():
         if not project.has_tree(entry.id):
             report_to.skipped.append(f"image {entry.path!r} has no annotations yet")
             continue
-        items.append(ExportItem(entry.id, entry.path, _loader(project, entry.id), tuple(entry.crowd)))
+        items.append(ExportItem(entry.id, entry.path, _loader(project, entry.id, include_suggested),
+                                tuple(entry.crowd)))
     return items
 
 
-def _loader(project: Project, image_id: int) -> Callable[[], SegmentTree]:
+def _loader(project: Project, image_id: int, include_suggested: bool) -> Callable[[], SegmentTree]:
     def load() -> SegmentTree:
         saved = project.load_tree(image_id)
         if saved is None:
             raise ExportError(f"the annotation file of image {project.images[image_id].path!r} vanished")
+        if include_suggested:
+            saved.tree.accept_suggestions(saved.tree.frontier())     # this copy only, never saved
         return saved.tree
     return load
 

@@ -25,11 +25,11 @@ MAX_SEGMENTS = 256 ** 3 - 1
 
 
 def export_project_panoptic(project: Project, out: Path, merge_stuff: bool = True,
-                            progress: Optional[Progress] = None,
-                            cancel: Optional[CancelToken] = None) -> ExportReport:
+                            progress: Optional[Progress] = None, cancel: Optional[CancelToken] = None,
+                            include_suggested: bool = False) -> ExportReport:
     """Write `<out>` (JSON) and `<out stem>/` (PNGs) for every annotated image of the project."""
     report = ExportReport(Path(out))
-    return write_panoptic(out, project_items(project, report), project.categories, report,
+    return write_panoptic(out, project_items(project, report, include_suggested), project.categories, report,
                           merge_stuff, progress, cancel)
 
 

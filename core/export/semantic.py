@@ -25,10 +25,11 @@ COLORMAP_FILE = "colormap.json"
 
 
 def export_project_semantic(project: Project, out_dir: Path, progress: Optional[Progress] = None,
-                            cancel: Optional[CancelToken] = None) -> ExportReport:
+                            cancel: Optional[CancelToken] = None, include_suggested: bool = False) -> ExportReport:
     """Write `<out_dir>/<image stem>.png` for each annotated image and `<out_dir>/colormap.json`."""
     report = ExportReport(Path(out_dir))
-    return write_semantic(out_dir, project_items(project, report), project.categories, report, progress, cancel)
+    return write_semantic(out_dir, project_items(project, report, include_suggested), project.categories,
+                          report, progress, cancel)
 
 
 def write_semantic(out_dir: Path, items: Sequence[ExportItem], categories: Sequence[Category],

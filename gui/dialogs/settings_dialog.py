@@ -8,11 +8,11 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QGridLayout, QGroupBox, QLabel, QLineEdit, QSpinBox, QVBoxLayout, QWidget)
 
 from core.errors import SettingsError
-from core.settings import (BOOL, CHOICE, DEFAULTS, FLOAT, INT, INTS, META, NONE, RECUT, Meta, Settings,
-                           invalidation, parse_value, reads)
+from core.settings import (BOOL, CHOICE, DEFAULTS, FLOAT, FLOATS, INT, INTS, META, NONE, RECUT, REENCODE, Meta,
+                           Settings, invalidation, parse_value, reads)
 
 EFFECTS = {NONE: "", RECUT: "OK cuts the images again from their features.",
-           "reencode": "OK computes the images' features again (cached ones are reused)."}
+           REENCODE: "OK computes the images' features again (cached ones are reused)."}
 
 
 class Editor:
@@ -102,7 +102,8 @@ def make_editor(name: str, meta: Meta, value: Any) -> Editor:
         spin = QDoubleSpinBox(minimum=meta.lo, maximum=meta.hi, value=value, singleStep=meta.step, decimals=3)
         editor = Editor(spin, spin.value, spin.valueChanged)
     else:
-        line = QLineEdit(", ".join(map(str, value)) if meta.kind == INTS else value, placeholderText=meta.special)
+        line = QLineEdit(", ".join(map(str, value)) if meta.kind in (INTS, FLOATS) else value,
+                         placeholderText=meta.special)
         editor = Editor(line, lambda: parse_value(name, line.text().strip()), line.textChanged)
     editor.widget.setToolTip(meta.help)
     return editor
