@@ -4,7 +4,8 @@
 are stored by path relative to the project folder, so the folder can be moved with its images.
 Images that moved or vanished are listed in `Project.problems`, never fatal. An annotation file
 that cannot be read is renamed aside (`<name>.damaged-<timestamp>`), reported with its name and
-never overwritten; the rest of the project keeps working.
+never overwritten; one written by a newer CutTree, or made for another image size, is refused and
+left in place. The rest of the project keeps working.
 """
 from __future__ import annotations
 
@@ -13,14 +14,14 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, NoReturn, Optional
 
 from core.atomic_io import atomic_write_json
-from core.errors import CutTreeError, SettingsError
+from core.errors import CutTreeError, SettingsError, printable
 from core.safe_json import DataFormatError, Fields, load_json
 from core.settings import Settings
 from core.tree import History, SegmentTree, node_color
-from core.tree_file import SavedTree, load_tree_file, save_tree_file
+from core.tree_file import NewerFileError, SavedTree, load_tree_file, save_tree_file
 
 PROJECT_FILE = "project.json"
 ANNOTATION_DIR = "annotations"
@@ -38,8 +39,17 @@ class ProjectError(CutTreeError):
     """A project cannot be created or opened; the message names the file or folder."""
 
 
-class DamagedFileError(CutTreeError):
+class AnnotationFileError(CutTreeError):
+    """An image's annotation file cannot be used; the message says which and why."""
+
+
+class DamagedFileError(AnnotationFileError):
     """An annotation file was unreadable; it was renamed aside (the message says where)."""
+
+
+class RefusedFileError(AnnotationFileError):
+    """An annotation file is intact but not usable here (newer format, or another image size);
+    it is left in place, untouched, and the image must not be re-annotated over it."""
 
 
 @dataclass
@@ -67,12 +77,18 @@ class ImageEntry:
     height: int
     annotation: str
     crowd: list[int] = field(default_factory=list)   # node ids imported as COCO crowd regions
+    coco_file_name: str = ""                          # the image's file_name in an imported COCO file
+    coco_ids: dict[int, int] = field(default_factory=dict)   # node id -> imported annotation/segment id
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"id": self.id, "path": self.path, "width": self.width, "height": self.height,
-               "annotation": self.annotation}
+        out: dict[str, Any] = {"id": self.id, "path": self.path, "width": self.width, "height": self.height,
+                               "annotation": self.annotation}
         if self.crowd:
             out["crowd"] = list(self.crowd)
+        if self.coco_file_name:
+            out["coco_file_name"] = self.coco_file_name
+        if self.coco_ids:
+            out["coco_ids"] = [[node, ann] for node, ann in sorted(self.coco_ids.items())]
         return out
 
 
@@ -124,29 +140,49 @@ class Project:
         atomic_write_json(self.folder / PROJECT_FILE, data, indent=1)
 
     # ------------------------------------------------------------------ images
-    def add_image(self, image_path: Path, width: int, height: int) -> ImageEntry:
-        """Register an image (path stored relative to the project folder when possible)."""
+    def add_image(self, image_path: Path, width: int, height: int, image_id: Optional[int] = None) -> ImageEntry:
+        """Register an image (path stored relative to the project folder when possible).
+
+        `image_id` keeps a given id (an imported COCO image id) when it is free; otherwise the
+        next free id is used.
+        """
         image_path = Path(image_path).absolute()
-        try:
-            rel = os.path.relpath(image_path, self.folder.absolute())
-        except ValueError:        # another drive on Windows: keep it absolute
-            rel = str(image_path)
-        rel = Path(rel).as_posix()
-        if any(e.path == rel for e in self.images.values()):
+        rel = self.relative_path(image_path)
+        if self.find_image(image_path) is not None:
             raise ProjectError(f"{image_path} is already in the project")
-        image_id = max(self.images, default=0) + 1
+        if image_id is None or image_id in self.images or not 1 <= image_id <= 2 ** 53:
+            image_id = max(self.images, default=0) + 1
         digest = hashlib.sha1(rel.encode("utf-8")).hexdigest()[:8]
         annotation = f"{ANNOTATION_DIR}/{_safe_stem(image_path.stem)}-{digest}{ANNOTATION_SUFFIX}"
         entry = ImageEntry(image_id, rel, int(width), int(height), annotation)
         self.images[image_id] = entry
         return entry
 
+    def relative_path(self, image_path: Path) -> str:
+        """How `image_path` is stored: relative to the project folder, POSIX separators."""
+        image_path = Path(image_path).absolute()
+        try:
+            rel = os.path.relpath(image_path, self.folder.absolute())
+        except ValueError:        # another drive on Windows: keep it absolute
+            rel = str(image_path)
+        return Path(rel).as_posix()
+
+    def find_image(self, image_path: Path) -> Optional[ImageEntry]:
+        """The entry of an image file already in the project, if any."""
+        rel = self.relative_path(image_path)
+        return next((e for e in self.images.values() if e.path == rel), None)
+
     def image_path(self, image_id: int) -> Path:
-        return (self.folder / self.images[image_id].path).resolve()
+        """The image's absolute path, symlinks resolved where they can be (a loop stays unresolved)."""
+        path = self.folder / self.images[image_id].path
+        try:
+            return path.resolve()
+        except (OSError, RuntimeError):       # a symlink loop: RuntimeError before Python 3.13
+            return path.absolute()
 
     def missing_images(self) -> list[str]:
         """One message per image whose file is not where the project says."""
-        return [f"image {e.path!r} (id {e.id}) was not found at {self.image_path(e.id)}"
+        return [f"image {printable(e.path)!r} (id {e.id}) was not found at {printable(str(self.image_path(e.id)))}"
                 for e in self.images.values() if not self.image_path(e.id).is_file()]
 
     def category(self, category_id: int) -> Optional[Category]:
@@ -170,25 +206,39 @@ class Project:
         save_tree_file(self.annotation_path(image_id), tree, history)
 
     def load_tree(self, image_id: int) -> Optional[SavedTree]:
-        """The image's saved tree, or None when it has none; a damaged file is moved aside."""
+        """The image's saved tree, or None when it has none; a damaged file is moved aside
+        (DamagedFileError), a newer or mismatched one refused in place (RefusedFileError)."""
         path = self.annotation_path(image_id)
+        entry = self.images[image_id]
         if not path.is_file():
             return None
         try:
-            return load_tree_file(path)
+            saved = load_tree_file(path)
+        except NewerFileError as exc:
+            self._refuse(str(exc))
         except DataFormatError as exc:
             aside = _move_aside(path)
-            message = (f"annotation file {path.name} of image {self.images[image_id].path!r} is damaged "
+            message = (f"annotation file {path.name} of image {printable(entry.path)!r} is damaged "
                        f"({exc}); kept as {aside.name}, the image starts without annotations")
             self.problems.append(message)
             raise DamagedFileError(message) from exc
+        if tuple(saved.tree.image_size) != (entry.height, entry.width):
+            height, width = saved.tree.image_size
+            self._refuse(f"annotation file {path} was made for a {width}x{height} image, but image "
+                         f"{printable(entry.path)!r} is {entry.width}x{entry.height}; it is left untouched "
+                         f"and not used (was the image replaced?)")
+        return saved
+
+    def _refuse(self, message: str) -> NoReturn:
+        self.problems.append(message)
+        raise RefusedFileError(message)
 
     def iter_trees(self) -> Iterator[tuple[ImageEntry, SegmentTree]]:
-        """Every image with a readable tree; damaged files are set aside and listed in `problems`."""
+        """Every image with a usable tree; the others are listed in `problems`."""
         for entry in list(self.images.values()):
             try:
                 saved = self.load_tree(entry.id)
-            except DamagedFileError:
+            except AnnotationFileError:
                 continue
             if saved is not None:
                 yield entry, saved.tree
@@ -279,8 +329,17 @@ def _parse_image(obj: Any, where: str) -> ImageEntry:
     crowd = f.list("crowd", default=[], max_len=1_000_000) if f.has("crowd") else []
     if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in crowd):
         raise f.error("'crowd' must list node ids")
-    return ImageEntry(f.int("id", lo=1, hi=2 ** 53), f.str("path", max_len=4096),
-                      f.int("width", lo=1, hi=1 << 20), f.int("height", lo=1, hi=1 << 20), annotation, crowd)
+    pairs = f.list("coco_ids", default=[], max_len=10_000_000) if f.has("coco_ids") else []
+    if not all(isinstance(p, list) and len(p) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                            and 0 <= v < 2 ** 53 for v in p) for p in pairs):
+        raise f.error("'coco_ids' must list [node id, annotation id] pairs")
+    file_name = f.str("coco_file_name", default="", max_len=4096) if f.has("coco_file_name") else ""
+    path = f.str("path", max_len=4096)
+    if "\0" in path:
+        raise f.error(f"'path' {printable(path)!r} holds a NUL byte, which no file name can")
+    return ImageEntry(f.int("id", lo=1, hi=2 ** 53), path,
+                      f.int("width", lo=1, hi=1 << 20), f.int("height", lo=1, hi=1 << 20), annotation, crowd,
+                      file_name, {node: ann for node, ann in pairs})
 
 
 def _safe_stem(stem: str) -> str:

@@ -916,12 +916,17 @@ class MainWindow(QMainWindow):
             self.flush_autosave()
         except (OSError, CutTreeError) as exc:
             QMessageBox.critical(self, "Autosave failed", str(exc))
-        self._close_writer()
         self.qsettings.setValue("window/geometry", self.saveGeometry())
         self.qsettings.setValue("window/state", self.saveState())
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Stop the window's threads (writer, segmentation, leaf cuts): a QThread still running
+        when Qt destroys it aborts the process."""
+        self._close_writer()
         self.worker.stop()
         self.leaf_cuts.shutdown()
-        super().closeEvent(event)
 
 
 def _size_of(path: str) -> tuple[int, int]:
