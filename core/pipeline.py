@@ -113,7 +113,7 @@ class Segmenter:
         self._last_chooser = (features, shape, chooser)      # the cutter reuses what it built
         if features.local:
             labels = chooser.choose(shown, np.arange(shape[0] * shape[1])).reshape(shape).astype(np.int32)
-            if not cuts_atoms(s.cut_method):   # atoms merge specks in the tree (decision 0005)
+            if not cuts_atoms(s.cut_method):   # atoms merge specks in the tree (decision 0006)
                 labels = absorb_specks(labels, small)
         else:  # DiffCut's concept assignment, exactly as the reference at the shown granularity
             token_labels = np.empty(features.grid[0] * features.grid[1], dtype=np.int32)
@@ -202,7 +202,7 @@ class GuidedChooser:
 
 
 class AtomChooser:
-    """Contour atoms (the classic encoder): a pixel goes where its atom goes (decision 0005)."""
+    """Contour atoms (the classic encoder): a pixel goes where its atom goes (decision 0006)."""
 
     def __init__(self, atoms: AtomGraph, shape: tuple[int, int]) -> None:
         self.n = atoms.n

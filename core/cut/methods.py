@@ -87,7 +87,7 @@ METHODS: dict[str, CutMethod] = {m.name: m for m in (
     CutMethod("walk", "random-walk NCut on k-step attention walks, automatic threshold",
               _walk, walk_graph, ("alpha", "walk_steps", "min_tokens"), uses=frozenset({ATTENTION})),
     CutMethod("contour", "walk down to the default granularity, then greedy merges of contour "
-              "atoms (small high-contrast things get their own regions; decision 0005)",
+              "atoms (small high-contrast things get their own regions; decision 0006)",
               _contour, walk_graph, ("alpha", "walk_steps", "min_tokens"), needs=frozenset({ATOMS})),
 )}
 
