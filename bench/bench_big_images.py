@@ -65,10 +65,10 @@ def run_case(code: Path, image: Path, out: Path, cap: int, timeout: float) -> tu
     with open(stderr, "wb") as err:
         proc = subprocess.Popen([sys.executable, str(code / "main.py"), "segment", str(image), "--out", str(out)],
                                 cwd=code, env=env, stdout=subprocess.DEVNULL, stderr=err)
-    killed = threading.Event()
+    killed, finished = threading.Event(), threading.Event()
 
-    def watch() -> None:
-        while proc.poll() is None:
+    def watch() -> None:        # never polls the child: only wait4 below reaps it (and gets its usage)
+        while not finished.is_set():
             if rss_bytes(proc.pid) > cap or time.perf_counter() - start > timeout:
                 killed.set()
                 os.kill(proc.pid, signal.SIGKILL)
@@ -78,6 +78,7 @@ def run_case(code: Path, image: Path, out: Path, cap: int, timeout: float) -> tu
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     _, status, usage = os.wait4(proc.pid, 0)
+    finished.set()
     proc.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - start
     watcher.join()
