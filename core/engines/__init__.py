@@ -83,6 +83,8 @@ class ImageJob:
     def __init__(self, options: WorkerOptions) -> None:
         self.options = options
         self.segmenter = options.make_segmenter(Settings.from_dict(options.settings))
+        if options.threads is not None and self.segmenter.settings.encoder == "diffusion":
+            import torch  # noqa: F401  (imported lazily by the encoder: load it now so its threads are pinned)
         self.threads = ThreadLimit(options.threads)
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -140,7 +142,8 @@ def render_outputs(image: np.ndarray, tree: SegmentTree, name: str) -> dict[str,
         coco = Path(tmp) / OUTPUT_SUFFIXES[2]
         write_coco_instances(coco, [(name, tree)])
         return {OUTPUT_SUFFIXES[0]: label_png_bytes(tree),
-                OUTPUT_SUFFIXES[1]: png_bytes(overlay(image, tree.frontier_labels()[0], frontier_colors(tree))),
+                OUTPUT_SUFFIXES[1]: png_bytes(overlay(image, tree.frontier_labels()[0], frontier_colors(tree)),
+                                              compress_level=1),
                 OUTPUT_SUFFIXES[2]: coco.read_bytes()}
 
 
