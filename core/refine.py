@@ -8,15 +8,16 @@ scores equals scoring the upsampled features; we upsample scores, which never bu
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
 from scipy import ndimage
 from scipy.spatial import cKDTree
 from skimage.color import rgb2lab
+
+if TYPE_CHECKING:
+    import torch
 
 
 
@@ -89,6 +90,8 @@ def concept_assignment(tokens: np.ndarray, token_labels: np.ndarray,
     k = int(token_labels.max()) + 1
     labels = token_labels.ravel()
     emb = segment_embeddings(flat, [np.flatnonzero(labels == i) for i in range(k)])
+    import torch                      # here, not at the top: the classic pixel step never needs it (2.5 s)
+    import torch.nn.functional as F
     scores = torch.from_numpy((flat @ emb.T).T.reshape(1, k, h, w).copy())
     best = torch.full(out_shape, -torch.inf)
     out = torch.zeros(out_shape, dtype=torch.int32)
@@ -110,6 +113,8 @@ def pamr(image: np.ndarray, labels: np.ndarray, iterations: int = 10,
     neighbours' (8 per dilation), weighted by a softmax of colour similarity scaled by
     the local colour spread; the centre is not included.
     """
+    import torch
+    import torch.nn.functional as F
     img = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
     k = int(labels.max()) + 1
     if k < 2:
@@ -125,6 +130,7 @@ def pamr(image: np.ndarray, labels: np.ndarray, iterations: int = 10,
 
 def _shifts(x: torch.Tensor, dilations: Sequence[int]):
     """The 8 neighbours of every pixel at each dilation, one (B, C, H, W) view at a time."""
+    import torch.nn.functional as F
     h, w = x.shape[-2:]
     for d in dilations:
         padded = F.pad(x, (d, d, d, d), mode="replicate")
@@ -136,6 +142,7 @@ def _shifts(x: torch.Tensor, dilations: Sequence[int]):
 
 def _local_affinity(img: torch.Tensor, dilations: Sequence[int]) -> torch.Tensor:
     """Softmax over neighbours of -|x - x_n| / (0.1 std), averaged over colour channels."""
+    import torch
     with torch.no_grad():
         neigh = torch.stack(list(_shifts(img, dilations)), dim=2)
         centre = img.unsqueeze(2)
