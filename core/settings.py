@@ -111,3 +111,21 @@ class Settings:
 
     def replace(self, **changes: Any) -> "Settings":
         return Settings.from_dict({**self.to_dict(), **changes})
+
+
+#: fields whose change needs new features (a new encoder pass); see `invalidation`
+REENCODE_FIELDS = frozenset({"encoder", "model", "device", "dtype", "timestep", "seed", "resize_mode",
+                             "classic_tokens"})
+#: fields that change no tree: display defaults, the feature cache, downloads
+DISPLAY_FIELDS = frozenset({"tau", "allow_download", "cache_dir", "cache_size_mb"})
+
+
+def invalidation(old: Settings, new: Settings) -> str:
+    """What a change of settings invalidates: "none" (apply without touching any tree),
+    "recut" (cut again from cached features) or "reencode" (new features)."""
+    changed = {f.name for f in fields(Settings) if getattr(old, f.name) != getattr(new, f.name)}
+    if changed & REENCODE_FIELDS:
+        return "reencode"
+    if changed - DISPLAY_FIELDS:
+        return "recut"
+    return "none"
