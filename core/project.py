@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, Iterator, Optional
 
-from core.atomic_io import atomic_write_json
+from core.atomic_io import atomic_write_json, atomic_write_npz
 from core.errors import CutTreeError, SettingsError
 from core.safe_json import DataFormatError, Fields, load_json
 from core.settings import Settings
 from core.tree import History, SegmentTree, node_color
-from core.tree_file import SavedTree, load_tree_file, save_tree_file
+from core.tree_file import SavedTree, load_tree_file, tree_arrays
 
 PROJECT_FILE = "project.json"
 ANNOTATION_DIR = "annotations"
@@ -76,6 +76,15 @@ class ImageEntry:
         return out
 
 
+@dataclass(frozen=True)
+class TreeSnapshot:
+    """One image's annotation file, encoded and waiting to be written."""
+
+    image_id: int
+    path: Path
+    arrays: dict[str, Any]
+
+
 class Project:
     """An open project folder (see module docstring)."""
 
@@ -127,12 +136,8 @@ class Project:
     def add_image(self, image_path: Path, width: int, height: int) -> ImageEntry:
         """Register an image (path stored relative to the project folder when possible)."""
         image_path = Path(image_path).absolute()
-        try:
-            rel = os.path.relpath(image_path, self.folder.absolute())
-        except ValueError:        # another drive on Windows: keep it absolute
-            rel = str(image_path)
-        rel = Path(rel).as_posix()
-        if any(e.path == rel for e in self.images.values()):
+        rel = self._relative(image_path)
+        if self.entry_for(image_path) is not None:
             raise ProjectError(f"{image_path} is already in the project")
         image_id = max(self.images, default=0) + 1
         digest = hashlib.sha1(rel.encode("utf-8")).hexdigest()[:8]
@@ -140,6 +145,33 @@ class Project:
         entry = ImageEntry(image_id, rel, int(width), int(height), annotation)
         self.images[image_id] = entry
         return entry
+
+    def _relative(self, image_path: Path) -> str:
+        try:
+            rel = os.path.relpath(Path(image_path).absolute(), self.folder.absolute())
+        except ValueError:        # another drive on Windows: keep it absolute
+            rel = str(Path(image_path).absolute())
+        return Path(rel).as_posix()
+
+    def entry_for(self, image_path: Path) -> Optional[ImageEntry]:
+        """The project's entry for an image file, if it has one."""
+        rel = self._relative(image_path)
+        return next((e for e in self.images.values() if e.path == rel), None)
+
+    def display_names(self) -> dict[int, str]:
+        """Short names for the images: their paths below the deepest folder holding them all
+        (the project folder when it does), never with `../`."""
+        paths = {i: self.image_path(i) for i in self.images}
+        if not paths:
+            return {}
+        folders = [str(p.parent) for p in paths.values()] + [str(self.folder.resolve())]
+        try:
+            common = Path(os.path.commonpath(folders[:-1]))
+            inside = Path(os.path.commonpath(folders))
+            common = inside if inside == self.folder.resolve() else common
+        except ValueError:        # several drives on Windows
+            return {i: p.name for i, p in paths.items()}
+        return {i: p.relative_to(common).as_posix() for i, p in paths.items()}
 
     def image_path(self, image_id: int) -> Path:
         return (self.folder / self.images[image_id].path).resolve()
@@ -165,9 +197,21 @@ class Project:
     def has_tree(self, image_id: int) -> bool:
         return self.annotation_path(image_id).is_file()
 
-    def save_tree(self, image_id: int, tree: SegmentTree, history: Optional[History] = None) -> None:
+    def save_tree(self, image_id: int, tree: SegmentTree, history: Optional[History] = None,
+                  extra: Optional[dict[str, Any]] = None) -> None:
         """Write one image's annotation file atomically."""
-        save_tree_file(self.annotation_path(image_id), tree, history)
+        self.write(self.snapshot(image_id, tree, history, extra))
+
+    def snapshot(self, image_id: int, tree: SegmentTree, history: Optional[History] = None,
+                 extra: Optional[dict[str, Any]] = None) -> "TreeSnapshot":
+        """Encode one image's annotation now (about a millisecond: a consistent copy that later
+        edits cannot change); `write` it later, from any thread. The one way trees are saved."""
+        return TreeSnapshot(image_id, self.annotation_path(image_id), tree_arrays(tree, history, extra))
+
+    @staticmethod
+    def write(snapshot: "TreeSnapshot") -> None:
+        """Write a snapshot's annotation file atomically (compression and fsync: the slow part)."""
+        atomic_write_npz(snapshot.path, snapshot.arrays)
 
     def load_tree(self, image_id: int) -> Optional[SavedTree]:
         """The image's saved tree, or None when it has none; a damaged file is moved aside."""
@@ -298,60 +342,3 @@ def _move_aside(path: Path) -> Path:
         counter += 1
     os.replace(path, aside)
     return aside
-
-
-class Autosaver:
-    """Debounced saving: the GUI calls `touch` after every edit and `poll` from a timer.
-
-    An image is saved once `delay_s` has passed without further edits to it, or at the latest
-    `max_wait_s` after its first unsaved edit; `flush` saves everything now (on close or image
-    switch). `clock` is injectable so the timing is testable without sleeping; `save` replaces
-    `project.save_tree` (the GUI passes one that writes on a background thread).
-    """
-
-    def __init__(self, project: Project, delay_s: float = 0.5, max_wait_s: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic,
-                 save: Optional[Callable[[int, SegmentTree, Optional[History]], None]] = None) -> None:
-        self.project = project
-        self.delay_s = delay_s
-        self.max_wait_s = max_wait_s
-        self.clock = clock
-        self.save = save or project.save_tree
-        self._pending: dict[int, tuple[SegmentTree, Optional[History], float, float]] = {}
-
-    def touch(self, image_id: int, tree: SegmentTree, history: Optional[History] = None) -> None:
-        """Record that an image's tree changed (cheap: nothing is written here)."""
-        now = self.clock()
-        first = self._pending[image_id][2] if image_id in self._pending else now
-        self._pending[image_id] = (tree, history, first, now)
-
-    def pending(self) -> list[int]:
-        return list(self._pending)
-
-    def seconds_until_due(self) -> Optional[float]:
-        """How long until the next save is due (for a single-shot timer); None when nothing waits."""
-        if not self._pending:
-            return None
-        now = self.clock()
-        return max(0.0, min(self._due_at(item) for item in self._pending.values()) - now)
-
-    def poll(self) -> list[int]:
-        """Save the images whose debounce delay has passed; return their ids."""
-        now = self.clock()
-        due = [i for i, item in self._pending.items() if self._due_at(item) <= now]
-        return self._save(due)
-
-    def flush(self) -> list[int]:
-        """Save every pending image now."""
-        return self._save(list(self._pending))
-
-    def _due_at(self, item: tuple[SegmentTree, Optional[History], float, float]) -> float:
-        _, _, first, last = item
-        return min(last + self.delay_s, first + self.max_wait_s)
-
-    def _save(self, image_ids: list[int]) -> list[int]:
-        for image_id in image_ids:
-            tree, history, _, _ = self._pending[image_id]
-            self.save(image_id, tree, history)   # on failure the image stays pending
-            del self._pending[image_id]
-        return image_ids

@@ -35,12 +35,12 @@ def build_window(argv: list[str]) -> MainWindow:
     paths = [Path(a) for a in argv if not a.startswith("-")]
     projects = [p for p in paths if (p / PROJECT_FILE).is_file()]
     if projects:
-        window.open_project(projects[0])
+        window.session.open_project(projects[0])
     elif paths:
         files = [f for p in paths for f in (list_images(p) if p.is_dir() else [p])]
-        window.add_paths(files)
+        window.session.add_paths(files)
     else:
-        window.add_images([sample_doc(name) for name in SAMPLES])
+        window.session.add_images([sample_doc(name) for name in SAMPLES])
     return window
 
 
