@@ -4,7 +4,7 @@
 80 % of the frontier labelled with 10 categories (3 of them stuff), a short edit history.
 Baselines measured in the same run: `np.savez_compressed` (zlib level 6) for saving, and the
 usual full-image `pycocotools.mask.encode` per region for RLE encoding.
-Goals (issue 5): autosave of one edited image < 50 ms; whole-project export < 30 s.
+Goals: autosave of one edited image < 50 ms; whole-project export < 30 s.
 
     .venv/bin/python bench/bench_project.py [--images 200] [--regions 100]
 """

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
@@ -21,6 +22,8 @@ class Features:
                encoder): a segment's mean feature then says little about its pixels, so
                pixels follow the token labels, guided by colour, instead of DiffCut's concept
                assignment (docs/decisions/0003-classic-pixel-step.md).
+    descriptors: optional (h, w, d) token grid that region descriptors are pooled from (label
+               suggestions, core/descriptors.py); None means the tokens themselves.
     """
 
     tokens: np.ndarray
@@ -29,6 +32,7 @@ class Features:
     attention: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
     local: bool = False
     meta: dict = field(default_factory=dict)
+    descriptors: Optional[np.ndarray] = None
 
     def __post_init__(self) -> None:
         if self.tokens.ndim != 3:

@@ -6,7 +6,8 @@ the segments shown at the settings' tau get their pixels by DiffCut's concept as
 each of them the pixels descend the deeper tree, at each split going to the child whose
 embedding scores higher; nodes above are unions (docs/decisions/0002-nested-pixel-atoms.md).
 Local (classic) features use colour-guided token labels instead of concept assignment
-(docs/decisions/0003-classic-pixel-step.md).
+(docs/decisions/0003-classic-pixel-step.md). A method with its own pixel step gives every leaf
+its pixels directly (DiffSeg: its proposals upsampled bilinearly, argmax; decision 0305).
 """
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ from skimage.color import rgb2lab
 from threadpoolctl import threadpool_limits
 
 from core.cut.hierarchy import CutNode, leaves_at
-from core.cut.methods import METHODS
-from core.cut.ncut import best_bipartition, cosine_affinity, second_eigenvector
-from core.cut.walk import EIGEN_TOL, walk_graph
+from core.cut.ncut import best_bipartition, second_eigenvector
+from core.cut.walk import EIGEN_TOL
+from core.descriptors import describe
 from core.encoders import Encoder, make_encoder
 from core.features import Features
 from core.jobs import CancelToken, Progress, check_cancel, report
@@ -76,11 +77,31 @@ class Segmenter:
     def _cut(self, image: np.ndarray, features: Features, progress: Optional[Progress],
              cancel: Optional[CancelToken]) -> SegmentTree:
         s = self.settings
+        method = s.method_spec
         report(progress, "cut", 0.0)
-        root = METHODS[s.cut_method](features, s, cancel)
+        root = method.run(features, s, cancel)
         report(progress, "refine", 0.0)
         shape = mask_shape(image.shape, s.max_mask_side)
         small = resized(image, shape)
+        if method.pixels is not None:      # the method's own pixel step (DiffSeg's upsampled argmax)
+            labels = method.pixels(leaves_of(root), features, shape)
+            if s.pamr:
+                labels = pamr(small, labels, s.pamr_iterations, s.pamr_dilations)
+            leaf_pixels = pixels_by_leaf(root, labels)
+        else:
+            leaf_pixels = self._chosen_pixels(root, features, small, cancel)
+        report(progress, "tree", 0.0)
+        tree = build_tree(root, leaf_pixels, shape, image.shape[:2])
+        tree.set_granularity(s.tau)
+        describe(tree, features)          # region descriptors, for label suggestions
+        report(progress, "tree", 1.0)
+        return tree
+
+    def _chosen_pixels(self, root: CutNode, features: Features, small: np.ndarray,
+                       cancel: Optional[CancelToken]) -> dict[int, np.ndarray]:
+        """Leaf pixels: the shown segments' by concept assignment (or colour guidance), the
+        deeper leaves' by descending the tree (decision 0002)."""
+        s, shape = self.settings, small.shape[:2]
         shown = leaves_at(root, s.tau)
         chooser = pixel_chooser(features, small)
         self._last_chooser = (features, shape, chooser)      # the cutter reuses what it built
@@ -95,13 +116,7 @@ class Segmenter:
         if s.pamr:
             labels = pamr(small, labels, s.pamr_iterations, s.pamr_dilations)
             check_cancel(cancel)
-        report(progress, "refine", 0.5)
-        leaf_pixels = descend(root, shown, labels, chooser, cancel)
-        report(progress, "tree", 0.0)
-        tree = build_tree(root, leaf_pixels, shape, image.shape[:2])
-        tree.set_granularity(s.tau)
-        report(progress, "tree", 1.0)
-        return tree
+        return descend(root, shown, labels, chooser, cancel)
 
     def cutter(self, image: np.ndarray, features: Features, shape: tuple[int, int]) -> RegionCutter:
         """A Cutter that splits a region in two: by its tokens' NCut, else by colour. After
@@ -111,6 +126,20 @@ class Segmenter:
         chooser = last[2] if last is not None and last[0] is features and last[1] == shape else None
         self._last_chooser = None
         return RegionCutter(image, features, shape, self.settings, chooser)
+
+
+def leaves_of(root: CutNode) -> list[CutNode]:
+    """The tree's leaves, depth first."""
+    return [node for node in root.walk() if not node.children]
+
+
+def pixels_by_leaf(root: CutNode, labels: np.ndarray) -> dict[int, np.ndarray]:
+    """Flat pixel indices of every leaf, keyed by id(leaf), from a map of leaf indices."""
+    flat = labels.ravel()
+    order = np.argsort(flat, kind="stable")
+    leaves = leaves_of(root)
+    bounds = np.searchsorted(flat[order], np.arange(len(leaves) + 1))
+    return {id(leaf): order[bounds[k]:bounds[k + 1]] for k, leaf in enumerate(leaves)}
 
 
 def segment(image: np.ndarray, settings: Settings, progress: Optional[Progress] = None,
@@ -241,7 +270,8 @@ CORE_COVERAGE = 0.5      # a region's core tokens: at least this share of their 
 
 class RegionCutter:
     """Splits one region in two: its core tokens' best NCut split on the graph the tree was
-    cut on (the walk's W_k, else DiffCut's affinity), else 2-means on colour (decision 0004)."""
+    cut on (the method's `leaf_graph`: the walk's W_k, else DiffCut's affinity), else 2-means
+    on colour (decision 0004)."""
 
     def __init__(self, image: np.ndarray, features: Features, shape: tuple[int, int],
                  settings: Settings, chooser: Optional[Chooser] = None) -> None:
@@ -298,11 +328,7 @@ class RegionCutter:
     def graph(self) -> np.ndarray:
         """The token graph the tree was cut on (built on the first cut)."""
         if self._graph is None:
-            if self.settings.cut_method == "walk":
-                self._graph = walk_graph(self.features, self.settings)[0]
-            else:
-                flat = normalized_tokens(self.features.tokens)
-                self._graph = cosine_affinity(flat.reshape(-1, flat.shape[-1]), self.settings.alpha)
+            self._graph = self.settings.method_spec.leaf_graph(self.features, self.settings)
         return self._graph
 
     def release(self) -> None:

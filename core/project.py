@@ -67,12 +67,18 @@ class ImageEntry:
     height: int
     annotation: str
     crowd: list[int] = field(default_factory=list)   # node ids imported as COCO crowd regions
+    coco_file_name: str = ""                          # the image's file_name in an imported COCO file
+    coco_ids: dict[int, int] = field(default_factory=dict)   # node id -> imported annotation/segment id
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"id": self.id, "path": self.path, "width": self.width, "height": self.height,
-               "annotation": self.annotation}
+        out: dict[str, Any] = {"id": self.id, "path": self.path, "width": self.width, "height": self.height,
+                               "annotation": self.annotation}
         if self.crowd:
             out["crowd"] = list(self.crowd)
+        if self.coco_file_name:
+            out["coco_file_name"] = self.coco_file_name
+        if self.coco_ids:
+            out["coco_ids"] = [[node, ann] for node, ann in sorted(self.coco_ids.items())]
         return out
 
 
@@ -133,29 +139,36 @@ class Project:
         atomic_write_json(self.folder / PROJECT_FILE, data, indent=1)
 
     # ------------------------------------------------------------------ images
-    def add_image(self, image_path: Path, width: int, height: int) -> ImageEntry:
-        """Register an image (path stored relative to the project folder when possible)."""
+    def add_image(self, image_path: Path, width: int, height: int, image_id: Optional[int] = None) -> ImageEntry:
+        """Register an image (path stored relative to the project folder when possible).
+
+        `image_id` keeps a given id (an imported COCO image id) when it is free; otherwise the
+        next free id is used.
+        """
         image_path = Path(image_path).absolute()
-        rel = self._relative(image_path)
-        if self.entry_for(image_path) is not None:
+        rel = self.relative_path(image_path)
+        if self.find_image(image_path) is not None:
             raise ProjectError(f"{image_path} is already in the project")
-        image_id = max(self.images, default=0) + 1
+        if image_id is None or image_id in self.images or not 1 <= image_id <= 2 ** 53:
+            image_id = max(self.images, default=0) + 1
         digest = hashlib.sha1(rel.encode("utf-8")).hexdigest()[:8]
         annotation = f"{ANNOTATION_DIR}/{_safe_stem(image_path.stem)}-{digest}{ANNOTATION_SUFFIX}"
         entry = ImageEntry(image_id, rel, int(width), int(height), annotation)
         self.images[image_id] = entry
         return entry
 
-    def _relative(self, image_path: Path) -> str:
+    def relative_path(self, image_path: Path) -> str:
+        """How `image_path` is stored: relative to the project folder, POSIX separators."""
+        image_path = Path(image_path).absolute()
         try:
-            rel = os.path.relpath(Path(image_path).absolute(), self.folder.absolute())
+            rel = os.path.relpath(image_path, self.folder.absolute())
         except ValueError:        # another drive on Windows: keep it absolute
-            rel = str(Path(image_path).absolute())
+            rel = str(image_path)
         return Path(rel).as_posix()
 
-    def entry_for(self, image_path: Path) -> Optional[ImageEntry]:
-        """The project's entry for an image file, if it has one."""
-        rel = self._relative(image_path)
+    def find_image(self, image_path: Path) -> Optional[ImageEntry]:
+        """The entry of an image file already in the project, if any."""
+        rel = self.relative_path(image_path)
         return next((e for e in self.images.values() if e.path == rel), None)
 
     def display_names(self) -> dict[int, str]:
@@ -323,8 +336,14 @@ def _parse_image(obj: Any, where: str) -> ImageEntry:
     crowd = f.list("crowd", default=[], max_len=1_000_000) if f.has("crowd") else []
     if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in crowd):
         raise f.error("'crowd' must list node ids")
+    pairs = f.list("coco_ids", default=[], max_len=10_000_000) if f.has("coco_ids") else []
+    if not all(isinstance(p, list) and len(p) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                            and 0 <= v < 2 ** 53 for v in p) for p in pairs):
+        raise f.error("'coco_ids' must list [node id, annotation id] pairs")
+    file_name = f.str("coco_file_name", default="", max_len=4096) if f.has("coco_file_name") else ""
     return ImageEntry(f.int("id", lo=1, hi=2 ** 53), f.str("path", max_len=4096),
-                      f.int("width", lo=1, hi=1 << 20), f.int("height", lo=1, hi=1 << 20), annotation, crowd)
+                      f.int("width", lo=1, hi=1 << 20), f.int("height", lo=1, hi=1 << 20), annotation, crowd,
+                      file_name, {node: ann for node, ann in pairs})
 
 
 def _safe_stem(stem: str) -> str:

@@ -13,12 +13,15 @@ from __future__ import annotations
 import colorsys
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional
+from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple, Optional
 
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
 from core.errors import CutTreeError
+
+if TYPE_CHECKING:
+    from core.descriptors import DescriptorGrid
 
 #: pixels to paint or erase: a boolean mask of the tree's shape, or flat indices into it.
 Pixels = np.ndarray
@@ -69,6 +72,7 @@ class Node:
     color: tuple[int, int, int] = (128, 128, 128)
     visible: bool = True
     ignored: bool = False
+    rejected: tuple[int, ...] = ()     # categories the annotator rejected as suggestions here
 
     def copy(self) -> "Node":
         """A copy with its own children list (atoms are read-only and shared); cheap, since
@@ -77,6 +81,13 @@ class Node:
         node.__dict__.update(self.__dict__)
         node.children = list(self.children)
         return node
+
+
+class Suggestion(NamedTuple):
+    """A proposed category for an unlabelled node and the classifier's confidence (0..1)."""
+
+    category: int
+    confidence: float
 
 
 @dataclass
@@ -114,6 +125,8 @@ class SegmentTree:
         self.version = 0
         self.atom_version = 0      # changes whenever the atom map does (for caches of atom geometry)
         self._atom_log: list[tuple[int, np.ndarray]] = []     # the last changes: (version after, pixels)
+        self.descriptors: Optional["DescriptorGrid"] = None   # region descriptors (core/descriptors.py)
+        self.suggestions: dict[int, Suggestion] = {}          # node id -> the classifier's proposal
 
     # ----------------------------------------------------------------- building
     @classmethod
@@ -682,6 +695,36 @@ class SegmentTree:
     def rename(self, node_id: int, name: str) -> Optional[Edit]:
         return self._set_field("rename", [node_id], "name", name)
 
+    # ----------------------------------------------------------------- suggestions
+    def live_suggestion(self, node_id: int) -> Optional[Suggestion]:
+        """The node's suggestion, unless the annotator labelled, ignored or rejected it since."""
+        suggestion = self.suggestions.get(node_id)
+        if (suggestion is None or node_id not in self.nodes
+                or suggestion.category in self.nodes[node_id].rejected
+                or self.effective_category(node_id) is not None
+                or any(self.nodes[n].ignored for n in [node_id] + self.ancestors(node_id))):
+            return None
+        return suggestion
+
+    def accept_suggestions(self, node_ids: Iterable[int]) -> Optional[Edit]:
+        """Label each region with its live suggestion (one undoable edit)."""
+        self._begin("accept")
+        for nid in node_ids:
+            suggestion = self.live_suggestion(nid)
+            if suggestion is not None:
+                self._touch(nid).category = suggestion.category
+        return self._end()
+
+    def reject_suggestions(self, node_ids: Iterable[int]) -> Optional[Edit]:
+        """Record that the annotator refused each region's suggestion (never proposed again there)."""
+        self._begin("reject")
+        for nid in node_ids:
+            suggestion = self.live_suggestion(nid)
+            if suggestion is not None:
+                node = self._touch(nid)
+                node.rejected = node.rejected + (suggestion.category,)
+        return self._end()
+
     def _set_field(self, kind: str, node_ids: Iterable[int], name: str, value: object) -> Optional[Edit]:
         self._begin(kind)
         for nid in node_ids:
@@ -699,7 +742,7 @@ def _same(a: Optional[Node], b: Optional[Node]) -> bool:
     return (a.parent == b.parent and a.children == b.children and np.array_equal(a.atoms, b.atoms)
             and a.cost == b.cost and a.expanded == b.expanded and a.category == b.category
             and a.name == b.name and a.color == b.color and a.visible == b.visible
-            and a.ignored == b.ignored)
+            and a.ignored == b.ignored and a.rejected == b.rejected)
 
 
 def _contains(sorted_atoms: np.ndarray, atom: int) -> bool:

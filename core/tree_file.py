@@ -8,7 +8,11 @@ Layout (no pickle anywhere; read with `np.load(allow_pickle=False)`):
   `node_color` (n, 3), children and atoms as CSR pairs (`child_ptr`/`child_ids`, `atom_ptr`/`atom_ids`);
 - edit pixel changes concatenated: `edit_pix_ptr`, `edit_pixels`, `edit_atoms_before`, `edit_atoms_after`;
 - `meta`: UTF-8 JSON (format, version, root, image size, next id, the τ the tree was pruned at,
-  node names, edit kinds and their τ changes, extra).
+  node names, edit kinds and their τ changes, extra, descriptor source).
+Since version 2 (label suggestions): rejected suggestions per node state as a CSR pair
+(`reject_ptr`/`reject_ids`); `descriptor_grid` (h, w, d) float16, when the tree has one; the
+tree's suggestions as `suggest_node`, `suggest_category`, `suggest_confidence`. Version 1 files
+have none of these and load with no descriptors and no suggestions.
 Loading validates every array and the tree structure before building anything, so a damaged or
 hostile file raises `DataFormatError` naming the file instead of looping or crashing.
 """
@@ -25,10 +29,11 @@ import numpy as np
 
 from core.atomic_io import atomic_write_npz, npz_bytes
 from core.safe_json import DataFormatError, Fields, parse_json
-from core.tree import Edit, History, Node, SegmentTree
+from core.descriptors import DescriptorGrid
+from core.tree import Edit, History, Node, SegmentTree, Suggestion
 
 FORMAT = "cuttree-tree"
-VERSION = 1
+VERSION = 2
 MAX_SIDE = 65536
 MAX_MEMBER_BYTES = 2 * 1024 ** 3      # no array in a tree file may unpack to more than this
 MAX_HISTORY = 50                       # edits kept in the file (most recent)
@@ -77,6 +82,7 @@ def tree_arrays(tree: SegmentTree, history: Optional[History] = None,
         absent.append(gone)
     arrays = _node_arrays(states)
     arrays.update(_pixel_arrays(edits))
+    arrays.update(_suggestion_arrays(tree))
     big = tree.n_atoms > 65535
     arrays["atom_map"] = tree.atom_map.astype(np.int32 if big else np.uint16)
     meta = {
@@ -90,6 +96,7 @@ def tree_arrays(tree: SegmentTree, history: Optional[History] = None,
                    **({"granularity": list(e.granularity)} if e.granularity is not None else {})}
                   for e, g in zip(edits, absent)],
         "done": len(done), "extra": extra,
+        "descriptor_source": tree.descriptors.source if tree.descriptors is not None else None,
     }
     arrays["meta"] = np.frombuffer(json.dumps(meta, allow_nan=False).encode("utf-8"), dtype=np.uint8)
     return arrays
@@ -111,7 +118,19 @@ def _node_arrays(states: list[tuple[int, Node]]) -> dict[str, np.ndarray]:
         "child_ids": np.array([c for n in nodes for c in n.children], dtype=np.int64),
         "atom_ptr": _ptr([len(n.atoms) for n in nodes]),
         "atom_ids": (np.concatenate([n.atoms for n in nodes]) if nodes else np.zeros(0)).astype(np.int32),
+        "reject_ptr": _ptr([len(n.rejected) for n in nodes]),
+        "reject_ids": np.array([c for n in nodes for c in n.rejected], dtype=np.int64),
     }
+
+
+def _suggestion_arrays(tree: SegmentTree) -> dict[str, np.ndarray]:
+    items = sorted(tree.suggestions.items())
+    out = {"suggest_node": np.array([nid for nid, _ in items], dtype=np.int64),
+           "suggest_category": np.array([s.category for _, s in items], dtype=np.int64),
+           "suggest_confidence": np.array([s.confidence for _, s in items], dtype=np.float64)}
+    if tree.descriptors is not None:
+        out["descriptor_grid"] = tree.descriptors.values
+    return out
 
 
 def _pixel_arrays(edits: Sequence[Edit]) -> dict[str, np.ndarray]:
@@ -134,6 +153,10 @@ _ARRAYS = {  # name: (allowed dtype kinds, ndim)
     "node_color": ("u", 2), "child_ptr": ("i", 1), "child_ids": ("i", 1), "atom_ptr": ("i", 1),
     "atom_ids": ("i", 1), "edit_pix_ptr": ("i", 1), "edit_pixels": ("i", 1),
     "edit_atoms_before": ("i", 1), "edit_atoms_after": ("i", 1),
+}
+_OPTIONAL_ARRAYS = {  # since version 2
+    "reject_ptr": ("i", 1), "reject_ids": ("i", 1), "descriptor_grid": ("f", 3),
+    "suggest_node": ("i", 1), "suggest_category": ("i", 1), "suggest_confidence": ("f", 1),
 }
 
 
@@ -164,8 +187,10 @@ def _read_arrays(raw: bytes, name: str) -> dict[str, np.ndarray]:
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise DataFormatError(f"{name}: not a CutTree annotation file ({exc})") from exc
     arrays = {}
-    for key, (kinds, ndim) in _ARRAYS.items():
+    for key, (kinds, ndim) in {**_ARRAYS, **_OPTIONAL_ARRAYS}.items():
         info = infos.get(f"{key}.npy")
+        if info is None and key in _OPTIONAL_ARRAYS:
+            continue
         if info is None:
             raise DataFormatError(f"{name}: '{key}' is missing (truncated or not a CutTree annotation file)")
         if info.file_size > MAX_MEMBER_BYTES:
@@ -218,8 +243,30 @@ def _decode(a: dict[str, np.ndarray], name: str) -> SavedTree:
     if edits:
         history = History(tree)
         history.done, history.undone = edits[:done], edits[done:]
+    _read_suggestions(a, meta, tree)
     extra = meta.dict("extra", default={}) if meta.has("extra") else {}
     return SavedTree(tree, history, extra)
+
+
+def _read_suggestions(a: dict[str, np.ndarray], meta: Fields, tree: SegmentTree) -> None:
+    """The tree's descriptor grid and suggestions (version 2), validated."""
+    if "descriptor_grid" in a:
+        source = meta.str("descriptor_source", max_len=256)
+        grid = a["descriptor_grid"]
+        if not np.isfinite(grid).all():
+            raise meta.error("the descriptor grid holds values that are not finite")
+        tree.descriptors = DescriptorGrid(grid, source)
+    if "suggest_node" not in a:
+        return
+    nodes, categories, confidence = a["suggest_node"], a["suggest_category"], a.get("suggest_confidence")
+    if confidence is None or not len(nodes) == len(categories) == len(confidence):
+        raise meta.error("the suggestion arrays differ in length")
+    if not np.all((confidence >= 0) & (confidence <= 1)):
+        raise meta.error("a suggestion's confidence lies outside [0, 1]")
+    for nid, category, conf in zip(nodes.tolist(), categories.tolist(), confidence.tolist()):
+        if nid not in tree.nodes:
+            raise meta.error(f"a suggestion names node {nid}, which the tree does not have")
+        tree.suggestions[nid] = Suggestion(category, conf)
 
 
 def _node_states(a: dict[str, np.ndarray], meta: Fields, name: str) -> dict[int, dict[int, Node]]:
@@ -234,6 +281,8 @@ def _node_states(a: dict[str, np.ndarray], meta: Fields, name: str) -> dict[int,
         raise meta.error("'names' does not match the node count")
     children = _csr(a["child_ptr"], a["child_ids"], n, "children", meta)
     atoms = _csr(a["atom_ptr"], a["atom_ids"], n, "atoms", meta)
+    rejected = (_csr(a["reject_ptr"], a["reject_ids"], n, "rejected suggestions", meta)
+                if "reject_ptr" in a and "reject_ids" in a else [()] * n)
     states: dict[int, dict[int, Node]] = {}
     for i in range(n):
         flags = int(a["node_flags"][i])
@@ -242,7 +291,8 @@ def _node_states(a: dict[str, np.ndarray], meta: Fields, name: str) -> dict[int,
                     _frozen(atoms[i]), cost=float(a["node_cost"][i]), expanded=bool(flags & _EXPANDED),
                     category=int(a["node_category"][i]) if flags & _HAS_CATEGORY else None,
                     name=names[i], color=tuple(int(c) for c in a["node_color"][i]),
-                    visible=bool(flags & _VISIBLE), ignored=bool(flags & _IGNORED))
+                    visible=bool(flags & _VISIBLE), ignored=bool(flags & _IGNORED),
+                    rejected=tuple(int(c) for c in rejected[i]))
         table = states.setdefault(int(a["node_owner"][i]), {})
         if node.id < 0 or node.id in table:
             raise meta.error(f"node id {node.id} is negative or repeated")

@@ -17,6 +17,7 @@ from core.project import PROJECT_FILE
 from gui.document import ImageDoc
 from gui.main_window import MainWindow
 from gui.theme import apply_theme
+from gui.xcb_check import xcb_problem
 
 SAMPLES = ("astronaut", "coffee", "chelsea")
 
@@ -30,22 +31,29 @@ def sample_doc(name: str) -> ImageDoc:
 
 
 def build_window(argv: list[str]) -> MainWindow:
-    """The main window with the images (or project) named in argv, or the samples."""
+    """The main window on the project and the images and folders named in argv, or the samples."""
     window = MainWindow()
     paths = [Path(a) for a in argv if not a.startswith("-")]
     projects = [p for p in paths if (p / PROJECT_FILE).is_file()]
     if projects:
         window.session.open_project(projects[0])
-    elif paths:
-        files = [f for p in paths for f in (list_images(p) if p.is_dir() else [p])]
+    shown = {Path(doc.key).resolve() for doc in window.docs}      # a project's images open once
+    files = [f for p in paths if p not in projects for f in (list_images(p) if p.is_dir() else [p])
+             if f.resolve() not in shown]
+    if files:
         window.session.add_paths(files)
-    else:
+    elif not paths:
         window.session.add_images([sample_doc(name) for name in SAMPLES])
     return window
 
 
 def run(argv: list[str]) -> int:
-    """Start Qt, open the window, run the event loop; returns the exit code."""
+    """Start Qt, open the window, run the event loop; returns the exit code (1, with one message
+    naming what to install, when Qt's X11 plugin cannot load)."""
+    problem = xcb_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     app: Optional[QApplication] = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("CutTree")
     app.setOrganizationName("CutTree")

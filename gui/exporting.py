@@ -1,56 +1,39 @@
-"""Export of the current image or the whole project through core.export, off the GUI thread.
+"""Export of the current image or the whole project through the format table, off the GUI thread.
 
-`export` picks the core function for a format; `ExportThread` runs one export in a QThread
-with progress and cancel, so that writing a large project never freezes the window. What it
-exports is fixed before it starts: project exports read the saved annotation files, and the
-current image is exported from a copy of its tree, so edits made meanwhile cannot race it.
+`export` runs a format of `core.export.formats` on the project or on a copy of the current tree;
+`ExportThread` runs one export in a QThread with progress and cancel, so that writing a large
+project never freezes the window. What it exports is fixed before it starts: project exports
+read the saved annotation files, and the current image is exported from a copy of its tree, so
+edits made meanwhile cannot race it.
 """
 from __future__ import annotations
 
 import copy
 import traceback
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from PySide6.QtCore import QThread, Signal
 
 from core.errors import Cancelled, CutTreeError
-from core.export.coco import CocoOptions, export_project_coco, write_coco
-from core.export.common import ExportReport, single_items
-from core.export.panoptic import export_project_panoptic, write_panoptic
-from core.export.semantic import export_project_semantic, write_semantic
+from core.export.common import ExportReport, ExportSource, project_source, single_items
+from core.export.formats import run_export
 from core.jobs import CancelToken, Progress
 from core.project import Category, Project
 from core.tree import SegmentTree
 
-FORMATS = {
-    "coco_rle": "COCO instances, RLE masks (holes kept)",
-    "coco_polygons": "COCO instances, polygons",
-    "panoptic": "COCO panoptic (PNG + JSON)",
-    "semantic": "Semantic PNG (255 = unlabelled)",
-}
-
 
 def export(fmt: str, out: Path, categories: Sequence[Category], project: Optional[Project] = None,
-           current: Optional[tuple[str, SegmentTree]] = None, include_unlabelled: bool = False,
-           progress: Optional[Progress] = None, cancel: Optional[CancelToken] = None) -> ExportReport:
-    """Write `fmt` for the whole project (when given) or the current image only."""
-    out = Path(out)
-    if fmt in ("coco_rle", "coco_polygons"):
-        options = CocoOptions(polygons=fmt == "coco_polygons", include_unlabelled=include_unlabelled)
-        if project is not None:
-            return export_project_coco(project, out, options, progress, cancel)
-        return write_coco(out, single_items([current]), categories, options, ExportReport(out), progress, cancel)
-    if fmt == "panoptic":
-        if project is not None:
-            return export_project_panoptic(project, out, progress=progress, cancel=cancel)
-        return write_panoptic(out, single_items([current]), categories, ExportReport(out),
-                              progress=progress, cancel=cancel)
-    if fmt == "semantic":
-        if project is not None:
-            return export_project_semantic(project, out, progress, cancel)
-        return write_semantic(out, single_items([current]), categories, ExportReport(out), progress, cancel)
-    raise ValueError(f"unknown export format {fmt!r}")
+           current: Optional[tuple[str, SegmentTree, Optional[Path]]] = None,
+           options: Optional[dict[str, Any]] = None, progress: Optional[Progress] = None,
+           cancel: Optional[CancelToken] = None) -> ExportReport:
+    """Write `fmt` for the whole project (when given) or the current image (name, tree, image path)."""
+    if project is not None:
+        source = project_source(project)
+    else:
+        name, tree, path = current
+        source = ExportSource(single_items([(name, tree)], [path]), list(categories))
+    return run_export(fmt, source, Path(out), options, progress, cancel)
 
 
 def snapshot(tree: SegmentTree) -> SegmentTree:

@@ -12,7 +12,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from core.jobs import CancelToken, Progress
-from core.settings import Settings
+from core.settings import Settings, encoder_key
 from core.tree import Cutter, SegmentTree
 
 FEATURE_CACHE = 4
@@ -40,9 +40,9 @@ class WarmSegmenter:
     def __call__(self, key: str, image: np.ndarray, settings: Settings, progress: Progress,
                  cancel: CancelToken) -> Segmented:
         from core.pipeline import Segmenter   # imported lazily: loading it pulls in torch
-        encoder_key = _encoder_key(settings)
-        if self._segmenter is None or encoder_key != self._encoder_key:
-            self._segmenter, self._encoder_key = Segmenter(settings), encoder_key
+        key_now = encoder_key(settings)
+        if self._segmenter is None or key_now != self._encoder_key:
+            self._segmenter, self._encoder_key = Segmenter(settings), key_now
             self._features.clear()
         else:
             self._segmenter.settings = settings
@@ -55,10 +55,4 @@ class WarmSegmenter:
         self._features.move_to_end(key)
         tree = self._segmenter.cut(image, features, progress, cancel)
         return Segmented(tree, self._segmenter.cutter(image, features, tree.shape))
-
-
-def _encoder_key(settings: Settings) -> tuple:
-    """The settings that change the features (anything else is only a re-cut)."""
-    return (settings.encoder, settings.model, settings.device, settings.dtype, settings.timestep,
-            settings.seed, settings.resize_mode, settings.classic_tokens)
 

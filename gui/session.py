@@ -632,7 +632,7 @@ class Session(QObject):
             return
         try:
             path = Path(doc.key) if not callable(doc.source) else self._store_pixels(doc)
-            entry = project.entry_for(path)
+            entry = project.find_image(path)
             if entry is None:
                 h, w = doc.image.shape[:2] if doc.image is not None else image_size(str(path))
                 entry = project.add_image(path, w, h)

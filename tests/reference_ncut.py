@@ -1,8 +1,7 @@
 """A plain, dense re-implementation of DiffCut's recursive NCut, for parity tests and benchmarks.
 
 Written from the description in Couairon et al. (NeurIPS 2024, Supp. A) and the behaviour
-of PaulCouairon/DiffCut's `recursive_normalized_cut.py` as summarised in
-shared/reference/algorithms.md §1.3: float32 throughout, "painting" masks, sub-graphs
+of PaulCouairon/DiffCut's `recursive_normalized_cut.py`: float32 throughout, "painting" masks, sub-graphs
 keeping only rows without exact zeros below the root, one dense eigendecomposition of the
 symmetric normalized Laplacian per node, 100 quadratic forms, labels assembled by adding
 `max_value * mask` in depth-first order. Deliberately slow and literal.

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.atomic_io import atomic_write_bytes, atomic_write_json, atomic_write_npz, atomic_write_png
+from core.atomic_io import (atomic_write_bytes, atomic_write_json, atomic_write_npz, atomic_write_png,
+                            replace_folder, staging_folder)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,3 +80,50 @@ def test_killed_writer_leaves_old_or_new_content_never_torn(tmp_path):
     interrupted = [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
     assert interrupted, "no kill landed in the middle of a write; the test proved nothing"
     assert len(seen) >= 2                                           # writes did complete in between
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_files_and_folders_get_the_users_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        atomic_write_json(tmp_path / "a.json", {"a": 1})
+        atomic_write_png(tmp_path / "a.png", np.zeros((2, 2), np.uint8))
+        staged = staging_folder(tmp_path / "set")
+        (staged / "x.txt").write_text("x")
+        replace_folder(staged, tmp_path / "set")
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "a.json").st_mode & 0o777 == mode
+    assert os.stat(tmp_path / "a.png").st_mode & 0o777 == mode
+    assert os.stat(tmp_path / "set").st_mode & 0o777 == mode | (mode & 0o444) >> 2   # r -> x on folders
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to act as another user")
+def test_another_user_can_read_what_we_write():
+    import tempfile
+    folder = Path(tempfile.mkdtemp())
+    try:
+        os.chmod(folder, 0o755)
+        old = os.umask(0o022)
+        try:
+            atomic_write_json(folder / "export.json", {"ok": True})
+        finally:
+            os.umask(old)
+        read = subprocess.run([sys.executable, "-c", f"print(open({str(folder / 'export.json')!r}).read())"],
+                              capture_output=True, text=True, user=65534, group=65534)
+        assert read.returncode == 0 and '"ok": true' in read.stdout, read.stderr
+    finally:
+        import shutil
+        shutil.rmtree(folder)
+
+
+def test_replace_folder_swaps_a_whole_file_set(tmp_path):
+    target = tmp_path / "pngs"
+    for version in ("old", "new"):
+        staged = staging_folder(target)
+        for i in range(3):
+            (staged / f"{i}.txt").write_text(version)
+        replace_folder(staged, target)
+    assert sorted(os.listdir(target)) == ["0.txt", "1.txt", "2.txt"]
+    assert {(target / n).read_text() for n in os.listdir(target)} == {"new"}
+    assert os.listdir(tmp_path) == ["pngs"]                       # the old set is gone, no staging left

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from core.coco_import import import_coco
-from core.export.common import ExportReport, single_items
+from core.export.common import ExportSource, single_items
 from core.export.panoptic import export_project_panoptic, write_panoptic
 from core.export.selfcheck import rgb_to_id
 from core.export.semantic import IGNORE, write_semantic
@@ -25,12 +25,12 @@ def read_ids(path: Path) -> np.ndarray:
 
 def test_panoptic_png_decodes_to_the_segments(tmp_path):
     out = tmp_path / "pan.json"
-    report = write_panoptic(out, single_items([("dir/a.jpg", hard_tree())]), CATEGORIES, ExportReport(out))
+    report = write_panoptic(out, ExportSource(single_items([("dir/a.jpg", hard_tree())]), CATEGORIES))
     data = json.loads(out.read_text())
     ann = data["annotations"][0]
     ids = read_ids(tmp_path / "pan" / ann["file_name"])
     labels = hard_labels()
-    assert ann["file_name"] == "a.png" and ids.shape == (24, 32)
+    assert ann["file_name"] == "dir/a.png" and ids.shape == (24, 32)
     assert (ids[labels == 0] == 0).all()                           # unlabelled is void
     for seg in ann["segments_info"]:
         mask = ids == seg["id"]
@@ -47,7 +47,7 @@ def test_panoptic_merges_stuff_per_category(tmp_path):
     tree = hard_tree()
     tree.label([7], 3)                                             # second sky region
     out = tmp_path / "p.json"
-    write_panoptic(out, single_items([("a.jpg", tree)]), CATEGORIES, ExportReport(out))
+    write_panoptic(out, ExportSource(single_items([("a.jpg", tree)]), CATEGORIES))
     segments = json.loads(out.read_text())["annotations"][0]["segments_info"]
     assert sum(s["category_id"] == 3 for s in segments) == 1
 
@@ -55,19 +55,21 @@ def test_panoptic_merges_stuff_per_category(tmp_path):
 def test_semantic_png_holds_class_indices_and_ignore(tmp_path):
     tree = hard_tree()
     tree.set_ignored([5])                                          # the one-pixel cat
-    report = write_semantic(tmp_path / "sem", single_items([("x/a.jpg", tree)]), CATEGORIES,
-                            ExportReport(tmp_path / "sem"))
-    image = Image.open(tmp_path / "sem" / "a.png")
-    values = np.asarray(image)
+    report = write_semantic(tmp_path / "sem", ExportSource(single_items([("x/a.jpg", tree)]), CATEGORIES))
+    image = Image.open(tmp_path / "sem" / "x" / "a.png")
+    values = np.asarray(image.convert("L"))                        # as detectron2's read_image(..., "L")
     labels = hard_labels()
-    assert image.mode == "P" and values.ndim == 2 and report.images == 1
+    assert image.mode == "L" and values.ndim == 2 and report.images == 1
     expected = {0: IGNORE, 1: 0, 2: 1, 3: 3, 4: IGNORE, 5: 2, 6: 1}    # category id k -> index k-1
     for label, value in expected.items():
         assert (values[labels == label] == value).all()
-    colormap = json.loads((tmp_path / "sem" / "colormap.json").read_text())
-    assert colormap["ignore_index"] == 255
-    assert [c["id"] for c in colormap["classes"]] == [1, 2, 3, 4]
-    assert image.getpalette()[:3] == [200, 40, 40]
+    categories = json.loads((tmp_path / "sem" / "categories.json").read_text())
+    assert categories["ignore_index"] == 255
+    assert [(c["index"], c["id"], c["name"]) for c in categories["classes"]] == \
+        [(0, 1, "cat"), (1, 2, "dog"), (2, 3, "sky"), (3, 4, "grass")]
+    preview = Image.open(tmp_path / "sem" / "previews" / "x" / "a.png")
+    assert preview.mode == "P" and preview.getpalette()[:3] == [200, 40, 40]
+    assert np.array_equal(np.asarray(preview), values)
 
 
 @pytest.mark.skipif(not (SAMPLE / "panoptic_examples.json").is_file(), reason="panoptic sample not present")

@@ -98,7 +98,7 @@ def test_export_current_image_as_coco(qtbot, tmp_path, monkeypatch):
 
 def slow_coco_writer(monkeypatch, threads: list) -> None:
     """Make COCO writing take a second (a big project), noting the thread it runs on."""
-    real_write = exporting.write_coco
+    real_write = exporting.run_export
 
     def slow_write(*args, **kwargs):
         threads.append(threading.current_thread())
@@ -106,7 +106,7 @@ def slow_coco_writer(monkeypatch, threads: list) -> None:
             time.sleep(0.05)
         return real_write(*args, **kwargs)
 
-    monkeypatch.setattr(exporting, "write_coco", slow_write)
+    monkeypatch.setattr(exporting, "run_export", slow_write)
 
 
 def test_export_runs_off_the_gui_thread(qtbot, tmp_path, monkeypatch):

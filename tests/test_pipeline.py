@@ -52,7 +52,7 @@ def test_default_view_is_the_reference_concept_assignment(coffee):
     features = dataclasses.replace(seg.encode(coffee), local=False)  # as diffusion features
     tree = seg.cut(coffee, features)
     from core.cut.methods import METHODS
-    root = METHODS["diffcut"](features, settings, None)
+    root = METHODS["diffcut"].run(features, settings, None)
     expected = concept_assignment(features.tokens, label_tokens(root, features.grid, settings.tau), (200, 300))
     labels, _ = tree.frontier_labels()
     pairs = np.unique(np.stack([labels.ravel(), expected.ravel()]), axis=1)
@@ -176,7 +176,7 @@ def test_local_features_default_view_is_the_guided_token_labels(coffee):
     features = seg.encode(coffee)
     assert features.local and settings.cut_method == "walk"
     tree = seg.cut(coffee, features)
-    root = METHODS["walk"](features, settings, None)
+    root = METHODS["walk"].run(features, settings, None)
     shown = leaves_at(root, settings.tau)
     expected = GuidedLabels(coffee, features.grid).assign([leaf.tokens for leaf in shown],
                                                           np.arange(200 * 300)).reshape(200, 300)

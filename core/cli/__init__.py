@@ -5,13 +5,16 @@ import argparse
 import importlib
 from typing import Optional, Sequence
 
-COMMAND_MODULES = ("segment_cmd", "export_cmd", "import_cmd", "evaluate_cmd")
+COMMAND_MODULES = ("segment_cmd", "export_cmd", "import_cmd", "evaluate_cmd", "propagate_cmd")
+#: the sub-command names (each module registers the one it is named after)
+COMMANDS = tuple(name.removesuffix("_cmd") for name in COMMAND_MODULES)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cuttree", description="CutTree: zero-shot hierarchical segmentation and annotation. "
-                                    "Without a command, the annotation window opens.")
+                                    "Without a command, the annotation window opens "
+                                    "(on the images, folders or project given).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"core.cli.{name}").register(sub)

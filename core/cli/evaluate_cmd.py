@@ -12,6 +12,7 @@ import numpy as np
 from core.errors import CutTreeError
 from core.evaluate import LabelsAt, bsds_images, default_granularities, evaluate_bsds, format_table
 from core.jobs import CancelToken
+from core.cli.evaluate_suggest import run_suggestions
 from core.cli.settings_args import add_settings_arguments, settings_from_args
 from core.settings import Settings
 
@@ -27,9 +28,13 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
                     "human segmentations: segmentation covering, probabilistic Rand index and "
                     "variation of information at ODS (one granularity for the dataset) and OIS "
                     "(best granularity per image), as in Arbelaez et al. 2011.")
-    parser.add_argument("benchmark", choices=("bsds",))
-    parser.add_argument("--data", type=Path, default=DEFAULT_BSDS,
-                        help=f"BSDS500 folder with images/ and groundTruth/ (default {DEFAULT_BSDS})")
+    parser.add_argument("benchmark", choices=("bsds", "camvid"),
+                        help="bsds: the region benchmark; camvid: label suggestions (see --labelled)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help=f"BSDS500 folder with images/ and groundTruth/ (default {DEFAULT_BSDS}), or "
+                             "the CamVid folder with val/ and valannot/ (default ../shared/data/camvid)")
+    parser.add_argument("--labelled", default="1,3,10",
+                        help="camvid: how many frames are labelled, e.g. 3 or 1,3,10 (default 1,3,10)")
     parser.add_argument("--split", default="val")
     parser.add_argument("--limit", type=int, default=0, help="score only the first N images (0 = all)")
     parser.add_argument("--tau-grid", default="",
@@ -72,10 +77,12 @@ def pipeline_hierarchy(settings: Settings, cancel: Optional[CancelToken] = None)
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the table; 0 on success, 1 on a user-facing error."""
+    if args.benchmark == "camvid":
+        return run_suggestions(args, _print_progress)
     try:
         settings = settings_from_args(args)
         grid = sorted(set(parse_grid(args.tau_grid, settings.tau_max)) | {settings.tau})
-        items = bsds_images(args.data, args.split)
+        items = bsds_images(args.data or DEFAULT_BSDS, args.split)
         if args.limit < 0:
             raise CutTreeError("--limit must be 0 (all) or a positive number of images")
         items = items[:args.limit] if args.limit else items

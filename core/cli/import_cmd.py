@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from core.coco_import import import_coco
+from core.coco_import import ImportFailed, import_coco
 from core.errors import CutTreeError
 
 
@@ -14,7 +14,11 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     parser = subparsers.add_parser(
         "import", help="import COCO instances or COCO panoptic annotations into a project",
         description="Each annotation becomes a region of its image's tree; malformed entries are "
-                    "listed and skipped. The project is created when the folder holds none.")
+                    "listed and skipped. The project is created when the folder holds none; in an "
+                    "existing project the images are added, or, for images it already has, their "
+                    "regions and labels are replaced (its other images are kept). Image, category "
+                    "and annotation ids and file names are kept for the exports. Nothing is written "
+                    "when nothing could be imported (exit code 1).")
     parser.add_argument("coco_json", type=Path, help="COCO instances or panoptic JSON file")
     parser.add_argument("--images", type=Path, required=True, help="folder the JSON's file_name entries are in")
     parser.add_argument("--project", type=Path, required=True, help="project folder (created if needed)")
@@ -27,6 +31,11 @@ def run(args: argparse.Namespace) -> int:
     """Run the import; print the summary and every skipped entry; 0 on success, 1 on failure."""
     try:
         result = import_coco(args.coco_json, args.images, args.project, args.panoptic_pngs)
+    except ImportFailed as exc:
+        for line in exc.result.lines()[1:]:
+            print(line, file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except CutTreeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

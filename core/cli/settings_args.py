@@ -1,45 +1,58 @@
-"""Command-line options that map onto core.settings.Settings, shared by the commands."""
+"""Command-line options for every core.settings.Settings field, built from its metadata."""
 from __future__ import annotations
 
 import argparse
+from typing import Any, Optional
 
-from core.settings import DEVICES, DTYPES, ENCODERS, METHODS, RESIZE_MODES, Settings
+from core.errors import SettingsError
+from core.settings import BOOL, CHOICE, DEFAULTS, META, Meta, Settings, parse_value
+
+
+def flag(name: str) -> str:
+    """The option that sets the field `name` (e.g. --tau-max)."""
+    return META[name].flag or "--" + name.replace("_", "-")
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add --encoder, --model, --method, --tau ... (defaults from Settings)."""
-    d = Settings()
-    g = parser.add_argument_group("segmentation settings")
-    g.add_argument("--encoder", choices=ENCODERS, default=d.encoder,
-                   help="classic needs no model weights; diffusion uses a Stable Diffusion UNet")
-    g.add_argument("--model", default=d.model,
-                   help="diffusion model: a preset name, a diffusers folder or a .safetensors file")
-    g.add_argument("--device", choices=DEVICES, default=d.device)
-    g.add_argument("--dtype", choices=DTYPES, default=d.dtype,
-                   help="diffusion weights' precision (auto: float16 on GPUs, float32 on CPU)")
-    g.add_argument("--seed", type=int, default=d.seed, help="seed of the diffusion noise")
-    g.add_argument("--method", choices=METHODS, default=d.method)
-    g.add_argument("--alpha", type=float, default=d.alpha, help="affinity exponent (DiffCut's alpha)")
-    g.add_argument("--tau", type=float, default=d.tau, help="granularity: larger gives more segments")
-    g.add_argument("--tau-max", type=float, default=d.tau_max,
-                   help="the tree is computed down to this granularity")
-    g.add_argument("--timestep", type=int, default=d.timestep)
-    g.add_argument("--resize-mode", choices=RESIZE_MODES, default=d.resize_mode)
-    g.add_argument("--walk-steps", type=int, default=d.walk_steps,
-                   help="walk method: random-walk steps (0 = automatic)")
-    g.add_argument("--tokens", type=int, default=d.classic_tokens,
-                   help="classic encoder: tokens on the image's long side")
-    g.add_argument("--pamr", action="store_true", help="refine boundaries with PAMR + 3x3 median")
-    g.add_argument("--allow-download", action="store_true",
-                   help="let the diffusion encoder download model weights it cannot find locally")
-    g.add_argument("--cache-dir", default=d.cache_dir, help="feature cache folder (default: platform cache)")
+    """Add one option per setting (--encoder, --model, --method, --tau ...); an option not given
+    leaves the setting at its default."""
+    groups: dict[str, Any] = {}
+    for name, meta in META.items():
+        group = groups.get(meta.group) or groups.setdefault(
+            meta.group, parser.add_argument_group(f"segmentation settings: {meta.group.lower()}"))
+        group.add_argument(flag(name), dest=f"setting_{name}", default=argparse.SUPPRESS,
+                           help=_help(meta, DEFAULTS[name]), **_kind_options(name, meta))
 
 
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Settings from parsed options (raises SettingsError on an invalid combination)."""
-    return Settings(encoder=args.encoder, model=args.model, device=args.device, dtype=args.dtype,
-                    seed=args.seed, walk_steps=args.walk_steps, method=args.method,
-                    alpha=args.alpha, tau=args.tau, tau_max=max(args.tau_max, args.tau),
-                    timestep=args.timestep, resize_mode=args.resize_mode,
-                    classic_tokens=args.tokens, pamr=args.pamr,
-                    allow_download=args.allow_download, cache_dir=args.cache_dir)
+def _kind_options(name: str, meta: Meta) -> dict[str, Any]:
+    if meta.kind == BOOL:
+        return {"action": argparse.BooleanOptionalAction}
+    if meta.kind == CHOICE:
+        return {"choices": meta.choices}
+    return {"type": lambda text: _parsed(name, text), "metavar": name.upper()}
+
+
+def _parsed(name: str, text: str) -> Any:
+    try:
+        return parse_value(name, text)
+    except SettingsError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _help(meta: Meta, default: Any) -> str:
+    shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+    return f"{meta.help} (default: {shown!s})".replace("%", "%%")
+
+
+def settings_from_args(args: argparse.Namespace, base: Optional[Settings] = None) -> Settings:
+    """`base` (default: the defaults) with the options given on the command line; a --tau above
+    the default tau_max raises it. SettingsError on an invalid value or combination."""
+    changes = {name: getattr(args, f"setting_{name}") for name in META if hasattr(args, f"setting_{name}")}
+    base = base or Settings()
+    if "tau" in changes and "tau_max" not in changes:
+        changes["tau_max"] = max(base.tau_max, changes["tau"])
+    settings = base.replace(**changes)
+    problem = settings.conflict()
+    if problem:
+        raise SettingsError(problem)
+    return settings

@@ -1,31 +1,35 @@
-"""DiffSeg: merge self-attention maps by symmetric KL, then label each token by argmax.
+"""DiffSeg: merge self-attention maps by symmetric KL, then label each pixel by argmax.
 
 Follows Tian et al., "Diffuse, Attend, and Segment" (CVPR 2024; repository google/diffseg,
-`diffseg/segmentor.py`), generalised from its fixed 64x64 grid to any token grid (h, w):
+`diffseg/segmentor.py`), on the largest attention grid the model has (64 x 64 for SD 1.x/2.x
+at 512 px and SDXL at 1024 px in square mode; (h, w) of any aspect ratio otherwise):
 
 1. Aggregation: every resolution's key maps are upsampled bilinearly (half-pixel centres)
    to (h, w) and renormalised, query positions are tiled by nearest repeat, and the
    resolutions are summed with weights proportional to sqrt(#queries) (r for r x r grids).
    The result is kept as one (N, N) float32 matrix, N = h * w, row q = the map of query q.
-2. Merging: iteration 0 averages, for each anchor of a 16 x 16 grid, all N maps within
-   symmetric KL < threshold of it; later iterations walk the proposals in order, each one
-   not yet matched becoming an anchor that averages every proposal within the threshold.
-3. Each token takes the proposal with the largest value there.
+2. Merging, one KL threshold per iteration (the reference's list): iteration 0 averages,
+   for each anchor of a 16 x 16 grid, all N maps within symmetric KL < threshold of it;
+   later iterations walk the proposals in order, each one not yet matched becoming an
+   anchor that averages every proposal within the threshold.
+3. Pixels: the proposals are upsampled bilinearly to the atom map and each pixel takes the
+   largest (the reference's x8 upsampling and argmax), in row chunks so memory stays bounded.
 
 The KL is computed as a matrix product (see `kl_matrix`), in float32 at iteration 0 (the
 reference uses float16 there) and float64 later (as the reference); probabilities are
 clamped to float32's smallest normal number before the logarithm, where the reference
-would produce NaN and leave the pair unmatched (docs/decisions/0301-diffseg.md).
+would produce NaN and leave the pair unmatched (docs/decisions/0301, 0305).
 
 Hierarchy: the proposals are merged further, pairwise, closest symmetric KL first (the
 merged map is the mean of its proposals, as DiffSeg merges), giving a binary tree whose
 node costs map the KL merge distance onto the granularity contract so that the default
 granularity shows DiffSeg's own result and smaller granularities show coarser merges.
+Its tokens are ids on the attention grid; each leaf keeps its proposal as `signal`.
 """
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -35,9 +39,12 @@ from core.features import Features
 from core.jobs import CancelToken, check_cancel
 from core.settings import Settings
 
-KL_THRESHOLD = 1.1            # the reference's COCO-Stuff setting, [1.1] * 3
-ITERATIONS = 3
+KL_THRESHOLDS = Settings.kl_thresholds   # the reference's COCO-Stuff setting, [1.1] * 3
 ANCHORS_PER_SIDE = 16
+#: the largest grid DiffSeg merges on: the reference's 64 x 64 (SD 1.x at 1024 px has 128 x 128)
+MAX_CELLS = 64 * 64
+#: output rows upsampled at once by `pixel_labels` (K x rows x width floats at a time)
+PIXEL_ROWS = 64
 #: the granularity at which the tree shows DiffSeg's own proposals (the default tau)
 REFERENCE_GRANULARITY = Settings.tau
 _TINY = float(np.finfo(np.float32).tiny)
@@ -78,14 +85,26 @@ def aggregate_attention(attention: dict[tuple[int, int], np.ndarray], grid: tupl
         if maps.shape != (hr * wr, hr * wr):
             raise CutTreeError(f"attention for grid {hr}x{wr} has shape {maps.shape}, "
                                f"expected {(hr * wr, hr * wr)}")
-        up_h = bilinear_matrix(h, hr).astype(np.float32)
-        up_w = bilinear_matrix(w, wr).astype(np.float32)
-        keys = up_h @ (maps.reshape(-1, hr, wr) @ up_w.T)          # (queries, h, w)
-        keys = keys.reshape(hr * wr, h * w)
-        keys /= keys.sum(axis=1, keepdims=True)
+        keys = upsample_maps(maps.reshape(-1, hr, wr), grid)                # (queries, h * w)
+        keys = keys / keys.sum(axis=1, keepdims=True)
+        if (hr, wr) == grid:
+            total += np.float32(weight) * keys
+            continue
         query = (nearest_index(h, hr)[:, None] * wr + nearest_index(w, wr)[None, :]).ravel()
         total += np.float32(weight) * keys[query]
     return total
+
+
+def upsample_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(K, h, w) maps upsampled bilinearly to (K, H * W) float32: two matrix products, each
+    one BLAS call (a stacked product per map was most of the aggregation's time)."""
+    k, h, w = maps.shape
+    if (h, w) == size:
+        return maps.reshape(k, h * w)
+    cols = maps.reshape(k * h, w).astype(np.float32) @ bilinear_matrix(size[1], w).T.astype(np.float32)
+    cols = cols.reshape(k, h, size[1]).transpose(1, 0, 2).reshape(h, k * size[1])
+    rows = bilinear_matrix(size[0], h).astype(np.float32) @ cols                  # (H, K * W)
+    return rows.reshape(size[0], k, size[1]).transpose(1, 0, 2).reshape(k, size[0] * size[1])
 
 
 def anchor_grid(grid: tuple[int, int], per_side: int = ANCHORS_PER_SIDE) -> np.ndarray:
@@ -157,13 +176,14 @@ def merge_greedy(proposals: np.ndarray, threshold: float) -> np.ndarray:
     return np.array(merged)
 
 
-def diffseg_proposals(maps: np.ndarray, grid: tuple[int, int], threshold: float = KL_THRESHOLD,
-                      iterations: int = ITERATIONS, cancel: Optional[CancelToken] = None) -> np.ndarray:
-    """(K, N) merged attention maps from the aggregated (N, N) attention."""
-    if iterations < 1:
+def diffseg_proposals(maps: np.ndarray, grid: tuple[int, int], thresholds: Sequence[float] = KL_THRESHOLDS,
+                      cancel: Optional[CancelToken] = None) -> np.ndarray:
+    """(K, N) merged attention maps from the aggregated (N, N) attention, one merging
+    iteration per threshold."""
+    if not thresholds:
         raise ValueError("DiffSeg needs at least one merging iteration")
-    proposals = merge_anchors(maps, anchor_grid(grid), threshold, cancel=cancel)
-    for _ in range(iterations - 1):
+    proposals = merge_anchors(maps, anchor_grid(grid), thresholds[0], cancel=cancel)
+    for threshold in thresholds[1:]:
         check_cancel(cancel)
         proposals = merge_greedy(proposals, threshold)
     return proposals
@@ -181,12 +201,12 @@ def argmax_labels(proposals: np.ndarray, grid: tuple[int, int],
     return np.argmax(maps, axis=0)
 
 
-def merge_tree(proposals: np.ndarray, labels: np.ndarray) -> CutNode:
-    """Pairwise merges of the proposals that own tokens, closest symmetric KL first."""
-    owners = np.unique(labels)
-    nodes: list[CutNode] = [CutNode(np.flatnonzero(labels == k)) for k in owners]
-    members = [[int(k)] for k in owners]
-    maps = proposals[owners].copy()
+def merge_tree(proposals: np.ndarray, labels: np.ndarray, threshold: float = KL_THRESHOLDS[-1]) -> CutNode:
+    """Pairwise merges of all proposals, closest symmetric KL first; leaf k holds the grid cells
+    proposal k wins (maybe none: it can still win pixels between them) and the proposal."""
+    nodes: list[CutNode] = [CutNode(np.flatnonzero(labels == k), signal=p) for k, p in enumerate(proposals)]
+    members = [[k] for k in range(len(proposals))]
+    maps = proposals.copy()
     logs = np.log(np.maximum(maps, _TINY))
     selfs = (maps * logs).sum(axis=1)
     dist = 0.5 * (selfs[:, None] + selfs[None, :] - maps @ logs.T - logs @ maps.T)
@@ -197,7 +217,7 @@ def merge_tree(proposals: np.ndarray, labels: np.ndarray) -> CutNode:
         i, j = sorted(np.unravel_index(np.argmin(dist), dist.shape))
         height = max(height, float(dist[i, j]))   # monotone, so parents split first
         nodes[i] = CutNode(np.sort(np.concatenate([nodes[i].tokens, nodes[j].tokens])),
-                           cost=merge_cost(height), children=[nodes[i], nodes[j]])
+                           cost=merge_cost(height, threshold), children=[nodes[i], nodes[j]])
         members[i] += members[j]
         maps[i] = proposals[members[i]].mean(axis=0)
         logs[i] = np.log(np.maximum(maps[i], _TINY))
@@ -210,7 +230,7 @@ def merge_tree(proposals: np.ndarray, labels: np.ndarray) -> CutNode:
     return nodes[int(np.flatnonzero(alive)[0])]
 
 
-def merge_cost(kl_distance: float, threshold: float = KL_THRESHOLD) -> float:
+def merge_cost(kl_distance: float, threshold: float = KL_THRESHOLDS[-1]) -> float:
     """The granularity below which a merge at this KL distance is shown merged.
 
     cost = g_ref * t / (t + d): at the reference granularity every DiffSeg proposal is
@@ -227,11 +247,40 @@ def diffseg_hierarchy(features: Features, settings: Settings,
         raise CutTreeError(f"the diffseg method needs self-attention maps from a diffusion encoder; "
                            f"the {features.encoder} encoder gives none (choose the diffusion "
                            f"encoder, or the diffcut or walk method)")
-    maps = aggregate_attention(features.attention, features.grid)
+    grid = attention_grid(features)
+    maps = aggregate_attention(features.attention, grid)
     check_cancel(cancel)
-    proposals = diffseg_proposals(maps, features.grid, cancel=cancel)
-    labels = argmax_labels(proposals, features.grid).ravel()
-    root = merge_tree(proposals, labels)
+    proposals = diffseg_proposals(maps, grid, settings.kl_thresholds, cancel=cancel)
+    del maps
+    labels = argmax_labels(proposals, grid).ravel()
+    root = merge_tree(proposals, labels, settings.kl_thresholds[-1])
     if not root.children:
         root.cost = math.inf
     return root
+
+
+def attention_grid(features: Features) -> tuple[int, int]:
+    """The largest attention grid of the features with at most MAX_CELLS cells (DiffSeg
+    aggregates and merges there; its (N, N) matrix is then at most 64 MiB), else the smallest."""
+    cells = sorted(features.attention, key=lambda shape: shape[0] * shape[1])
+    fitting = [shape for shape in cells if shape[0] * shape[1] <= MAX_CELLS]
+    return fitting[-1] if fitting else cells[0]
+
+
+def pixel_labels(leaves: Sequence[CutNode], grid: tuple[int, int], shape: tuple[int, int],
+                 cancel: Optional[CancelToken] = None) -> np.ndarray:
+    """(H, W) index of the leaf whose proposal, upsampled bilinearly from `grid`, is largest.
+
+    As the reference's x8 upsampling and argmax, but to any size and PIXEL_ROWS output rows at
+    a time: columns first (h x K x W), then each chunk of rows."""
+    maps = np.stack([leaf.signal.reshape(grid) for leaf in leaves]).astype(np.float32)
+    k = len(leaves)
+    wide = maps.reshape(k * grid[0], grid[1]) @ bilinear_matrix(shape[1], grid[1]).T.astype(np.float32)
+    wide = wide.reshape(k, grid[0], shape[1]).transpose(1, 0, 2).reshape(grid[0], k * shape[1])
+    up_rows = bilinear_matrix(shape[0], grid[0]).astype(np.float32)
+    out = np.empty(shape, dtype=np.int32)
+    for start in range(0, shape[0], PIXEL_ROWS):
+        check_cancel(cancel)
+        rows = up_rows[start:start + PIXEL_ROWS] @ wide                             # (rows, K * W)
+        out[start:start + len(rows)] = np.argmax(rows.reshape(len(rows), k, shape[1]), axis=1)
+    return out

@@ -7,18 +7,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, Optional
 
 import numpy as np
 
 
 @dataclass
 class CutNode:
-    """A set of tokens (ids into the row-major h*w grid) and, if split, its children."""
+    """A set of tokens (ids into the row-major h*w grid) and, if split, its children.
+
+    `signal`: what a leaf's pixels are chosen by when its method has its own pixel step
+    (DiffSeg: the leaf's merged attention map on the attention grid), else None."""
 
     tokens: np.ndarray
     cost: float = math.inf
     children: list["CutNode"] = field(default_factory=list)
+    signal: Optional[np.ndarray] = None
 
     def is_split_at(self, granularity: float) -> bool:
         return bool(self.children) and self.cost < granularity

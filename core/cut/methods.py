@@ -1,33 +1,114 @@
-"""The cut methods by name: each maps Features (and Settings) to a token cut hierarchy."""
+"""The cut methods, one table: what each runs, reads, needs from the encoder, and cuts a finest
+region on. Settings, the CLI, the dialog, the encoder and the pipeline all read this table."""
 from __future__ import annotations
 
-from typing import Callable, Optional
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Optional
+
+import numpy as np
 
 from core.cut.hierarchy import CutNode
 from core.features import Features
 from core.jobs import CancelToken
-from core.settings import Settings
 
-Method = Callable[[Features, Settings, Optional[CancelToken]], CutNode]
+if TYPE_CHECKING:
+    from core.settings import Settings
+
+ATTENTION = "attention"      # self-attention probabilities (the diffusion encoder only)
 
 
-def diffcut(features: Features, settings: Settings, cancel: Optional[CancelToken] = None) -> CutNode:
-    """DiffCut: recursive NCut on cosine^alpha token affinities."""
+@dataclass(frozen=True)
+class CutMethod:
+    """One cut method: `run` builds the token hierarchy, `leaf_graph` the (N, N) token graph a
+    finest region is cut again on (decision 0004); `parameters` are the Settings it reads;
+    `needs`: the encoder outputs it cannot run without, `uses`: those it reads when given;
+    `pixels`: its own pixel step (leaves, features, atom-map shape -> leaf index per pixel),
+    None for the pipeline's concept assignment (decisions 0002, 0003)."""
+
+    name: str
+    summary: str
+    run: Callable[[Features, "Settings", Optional[CancelToken]], CutNode]
+    leaf_graph: Callable[[Features, "Settings"], np.ndarray]
+    parameters: tuple[str, ...]
+    needs: frozenset[str] = frozenset()
+    uses: frozenset[str] = frozenset()
+    clean_latent: bool = False       # the reference runs the UNet on the clean latent (no noise)
+    default_timestep: int = 50       # the reference's diffusion timestep
+    pixels: Optional[Callable[[list[CutNode], Features, tuple[int, int]], np.ndarray]] = None
+
+
+def _diffcut(features: Features, settings: "Settings", cancel: Optional[CancelToken] = None) -> CutNode:
     from core.cut.ncut import diffcut_hierarchy
     return diffcut_hierarchy(features.flat(), settings.alpha, settings.tau_max,
                              settings.min_tokens, settings.reference_zero_rows, cancel)
 
 
-def diffseg(features: Features, settings: Settings, cancel: Optional[CancelToken] = None) -> CutNode:
-    """DiffSeg: KL merging of self-attention maps, merged further into a hierarchy."""
+def _diffseg(features: Features, settings: "Settings", cancel: Optional[CancelToken] = None) -> CutNode:
     from core.cut.diffseg import diffseg_hierarchy
     return diffseg_hierarchy(features, settings, cancel)
 
 
-def walk(features: Features, settings: Settings, cancel: Optional[CancelToken] = None) -> CutNode:
-    """Random-walk NCut on k-step attention transitions, with an automatic threshold."""
+def _diffseg_pixels(leaves: list[CutNode], features: Features, shape: tuple[int, int]) -> np.ndarray:
+    from core.cut.diffseg import attention_grid, pixel_labels
+    return pixel_labels(leaves, attention_grid(features), shape)
+
+
+def _walk(features: Features, settings: "Settings", cancel: Optional[CancelToken] = None) -> CutNode:
     from core.cut.walk import walk_hierarchy
     return walk_hierarchy(features, settings, cancel)
 
 
-METHODS: dict[str, Method] = {"diffcut": diffcut, "diffseg": diffseg, "walk": walk}
+def affinity_graph(features: Features, settings: "Settings") -> np.ndarray:
+    """DiffCut's cosine^alpha affinity of the normalised tokens."""
+    from core.cut.ncut import cosine_affinity
+    from core.refine import normalized_tokens
+    flat = normalized_tokens(features.tokens)
+    return cosine_affinity(flat.reshape(-1, flat.shape[-1]), settings.alpha)
+
+
+def walk_graph(features: Features, settings: "Settings") -> np.ndarray:
+    """The k-step walk affinity W_k the walk method cut the tree on."""
+    from core.cut.walk import walk_graph as graph
+    return graph(features, settings)[0]
+
+
+METHODS: dict[str, CutMethod] = {m.name: m for m in (
+    CutMethod("diffcut", "recursive NCut on UNet features (alpha, tau as the DiffCut paper)",
+              _diffcut, affinity_graph, ("alpha", "min_tokens", "reference_zero_rows")),
+    CutMethod("diffseg", "KL merging of self-attention maps (DiffSeg), merged further into a tree",
+              _diffseg, affinity_graph, ("kl_thresholds", "alpha"), needs=frozenset({ATTENTION}),
+              clean_latent=True, default_timestep=300, pixels=_diffseg_pixels),
+    CutMethod("walk", "random-walk NCut on k-step attention walks, automatic threshold",
+              _walk, walk_graph, ("alpha", "walk_steps", "min_tokens"), uses=frozenset({ATTENTION})),
+)}
+
+AUTO = "auto"
+#: what `auto` runs per encoder: on the classic encoder's local features DiffCut's constant
+#: threshold over-segments and the walk's automatic one does not (docs/decisions/0003)
+AUTO_METHOD = {"classic": "walk", "diffusion": "diffcut"}
+#: what each encoder can give a method beyond its token grid
+ENCODER_PROVIDES = {"classic": frozenset(), "diffusion": frozenset({ATTENTION})}
+METHOD_CHOICES = (AUTO, *METHODS)
+
+
+def wanted_outputs(method: CutMethod) -> frozenset[str]:
+    """What the encoder should compute for `method`: what it needs and what it uses."""
+    return method.needs | method.uses
+
+
+def resolve(method: str, encoder: str) -> CutMethod:
+    """The method that runs for the `method` setting (`auto` or a name) on `encoder`."""
+    return METHODS[AUTO_METHOD[encoder] if method == AUTO else method]
+
+
+def conflict(method: str, encoder: str) -> Optional[str]:
+    """Why `method` cannot run on `encoder`'s features, or None when it can."""
+    chosen = resolve(method, encoder)
+    missing = chosen.needs - ENCODER_PROVIDES[encoder]
+    if not missing:
+        return None
+    encoders = [e for e, gives in ENCODER_PROVIDES.items() if missing <= gives]
+    others = [m.name for m in METHODS.values() if not m.needs - ENCODER_PROVIDES[encoder]]
+    return (f"the {chosen.name} method needs {', '.join(sorted(missing))} maps, which the {encoder} "
+            f"encoder does not give: choose the {' or '.join(encoders)} encoder, "
+            f"or the {' or '.join(others)} method")

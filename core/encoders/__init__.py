@@ -1,13 +1,15 @@
 """Encoders turn an RGB image into a token grid of features (see core.features.Features)."""
 from __future__ import annotations
 
-from typing import Optional, Protocol
+from typing import TYPE_CHECKING, Optional, Protocol
 
 import numpy as np
 
 from core.features import Features
 from core.jobs import CancelToken, Progress
-from core.settings import Settings
+
+if TYPE_CHECKING:   # core.settings reads core.encoders.presets: no import at run time
+    from core.settings import Settings
 
 
 class Encoder(Protocol):

@@ -60,7 +60,7 @@ class ClassicEncoder:
         tokens = fourier_features(cues, N_FOURIER, self.seed)
         report(progress, "encode", 1.0)
         return Features(tokens.reshape(h, w, -1), image_size=image.shape[:2], encoder="classic",
-                        local=True)
+                        local=True, descriptors=cues.reshape(h, w, -1))
 
 
 def token_cues(small: np.ndarray, grid: tuple[int, int]) -> np.ndarray:

@@ -8,6 +8,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from core.cut.methods import ATTENTION, wanted_outputs
 from core.encoders.attention import AttentionRecorder
 from core.encoders.devices import choose_device, choose_dtype, dtype_name, is_out_of_memory
 from core.encoders.empty_prompt import EmptyPromptStore
@@ -15,15 +16,12 @@ from core.encoders.extraction import image_tensor, input_size, noisy_latents, ru
 from core.encoders.feature_cache import FeatureCache, cache_root, image_digest
 from core.encoders.model_loading import LoadedModel, load_model
 from core.encoders.model_source import ModelSource, resolve_source
+from core.encoders.presets import DEFAULT_PRESET
 from core.errors import SettingsError
 from core.features import Features
 from core.jobs import CancelToken, Progress, check_cancel, report
 from core.settings import Settings
 
-#: cut methods that read self-attention probabilities rather than (only) the feature layer
-ATTENTION_METHODS = ("diffseg", "walk")
-#: methods whose reference runs the UNet on the clean latent (DiffSeg: no noise, only the t embedding)
-CLEAN_LATENT_METHODS = ("diffseg",)
 #: bumped whenever extraction changes what it returns, so that old cache entries are not reused
 EXTRACTION_VERSION = 1
 
@@ -31,7 +29,7 @@ EXTRACTION_VERSION = 1
 class DiffusionEncoder:
     """Encodes images with a Stable Diffusion model (see core.encoders.extraction)."""
 
-    def __init__(self, model: str = "ssd-1b", device: str = "auto", dtype: str = "auto",
+    def __init__(self, model: str = DEFAULT_PRESET, device: str = "auto", dtype: str = "auto",
                  resize_mode: str = "keep_aspect", timestep: int = 50, seed: int = 42,
                  with_attention: bool = False, allow_download: bool = False, cache_dir: str = "",
                  cache_size_mb: int = 2048, resolution: Optional[int] = None, add_noise: bool = True) -> None:
@@ -52,12 +50,14 @@ class DiffusionEncoder:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "DiffusionEncoder":
-        """The encoder for `settings`; attention maps are computed only for methods that use them."""
+        """The encoder for `settings`; attention maps are computed only for methods that use them,
+        and the latent is noised unless the method's reference reads the clean one (DiffSeg)."""
+        method = settings.method_spec
         return cls(model=settings.model, device=settings.device, dtype=settings.dtype,
-                   resize_mode=settings.resize_mode, timestep=settings.timestep, seed=settings.seed,
-                   with_attention=settings.cut_method in ATTENTION_METHODS, allow_download=settings.allow_download,
+                   resize_mode=settings.resize_mode, timestep=settings.diffusion_timestep, seed=settings.seed,
+                   with_attention=ATTENTION in wanted_outputs(method), allow_download=settings.allow_download,
                    cache_dir=settings.cache_dir, cache_size_mb=settings.cache_size_mb,
-                   add_noise=settings.cut_method not in CLEAN_LATENT_METHODS)
+                   add_noise=not method.clean_latent)
 
     @property
     def name(self) -> str:

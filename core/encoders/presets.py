@@ -21,16 +21,16 @@ class Preset:
     native_resolution: int   # the side length the model was trained at
 
 
+DEFAULT_PRESET = "ssd-1b"   # as DiffCut
+
 PRESETS: dict[str, Preset] = {p.name: p for p in (
-    Preset("ssd-1b", "segmind/SSD-1B", "sdxl", 1024),
+    Preset(DEFAULT_PRESET, "segmind/SSD-1B", "sdxl", 1024),
     Preset("segmind-vega", "segmind/Segmind-Vega", "sdxl", 1024),
     Preset("sdxl-base", "stabilityai/stable-diffusion-xl-base-1.0", "sdxl", 1024),
     Preset("sd14", "CompVis/stable-diffusion-v1-4", "sd1", 512),
     Preset("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", "sd1", 512),
     Preset("sd21-base", "stabilityai/stable-diffusion-2-1-base", "sd2", 512),
 )}
-
-DEFAULT_PRESET = "ssd-1b"
 
 
 def find_preset(name: str) -> Optional[Preset]:

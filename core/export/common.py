@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 from core.atomic_io import atomic_write_bytes, fsync_folder
 from core.export import ExportError
+from core.export.polygons import polygons_from_rings
 from core.export.regions import ExportImage, export_image
 from core.jobs import CancelToken, Progress, check_cancel, report
 from core.project import Category, DamagedFileError, Project
@@ -18,12 +19,62 @@ AGNOSTIC = Category(1, "object", (220, 220, 220), True, "object")
 
 @dataclass
 class ExportItem:
-    """One image to export; `load` returns its tree (called once, when the image is exported)."""
+    """One image to export; `load` returns its tree (called once, when the image is exported).
+
+    `path` is the image file (file names are made relative to an image root from it, and images
+    are copied from it); `kept_ids` maps a node to the annotation id an import gave its region,
+    written back while the region is still exactly that node.
+    """
 
     image_id: int
     file_name: str
     load: Callable[[], SegmentTree]
     crowd: tuple[int, ...] = ()
+    path: Optional[Path] = None
+    kept_ids: dict[int, int] = field(default_factory=dict)
+    kept_file_name: str = ""
+
+
+@dataclass
+class ExportSource:
+    """What to export: the images and the categories they are labelled with."""
+
+    items: list[ExportItem]
+    categories: list[Category]
+    skipped: list[str] = field(default_factory=list)      # images left out before exporting
+
+
+class AnnotationIds:
+    """Annotation ids: an imported region keeps its id, others get ids above every kept one.
+
+    A kept id already used (ids of panoptic segments repeat across images) is replaced by a
+    fresh one, so ids stay unique in the file.
+    """
+
+    def __init__(self, items: Sequence[ExportItem], per_image: bool = False) -> None:
+        self.per_image = per_image
+        kept = [i for item in items for i in item.kept_ids.values()]
+        self._fresh = max(kept, default=0) + 1
+        self._used: set[int] = set()
+
+    def start_image(self, item_kept: dict[int, int]) -> None:
+        if self.per_image:
+            self._used = set()
+            self._fresh = max(item_kept.values(), default=0) + 1
+
+    def take(self, node_ids: Sequence[int], kept: dict[int, int], limit: int = 2 ** 53) -> int:
+        """The id of a region made of `node_ids` (its kept id when it is exactly one imported node)."""
+        if len(node_ids) == 1 and node_ids[0] in kept and kept[node_ids[0]] not in self._used \
+                and kept[node_ids[0]] <= limit:
+            value = kept[node_ids[0]]
+        else:
+            while self._fresh in self._used:
+                self._fresh += 1
+            value = self._fresh
+            if value > limit:
+                raise ExportError(f"annotation ids ran past {limit}")
+        self._used.add(value)
+        return value
 
 
 @dataclass
@@ -84,15 +135,18 @@ class CategoryMap:
         return {c.id for c in self.categories if not c.isthing}
 
 
-def project_items(project: Project, report_to: ExportReport) -> list[ExportItem]:
-    """The project's images that have an annotation file (others are listed as skipped)."""
-    items = []
+def project_source(project: Project) -> ExportSource:
+    """Every annotated image of a project, with its path, crowd regions and imported ids."""
+    source = ExportSource([], list(project.categories))
+    folder = project.folder.absolute()
     for entry in project.images.values():
         if not project.has_tree(entry.id):
-            report_to.skipped.append(f"image {entry.path!r} has no annotations yet")
+            source.skipped.append(f"image {entry.path!r} has no annotations yet")
             continue
-        items.append(ExportItem(entry.id, entry.path, _loader(project, entry.id), tuple(entry.crowd)))
-    return items
+        path = Path(os.path.normpath(folder / entry.path))
+        source.items.append(ExportItem(entry.id, entry.path, _loader(project, entry.id), tuple(entry.crowd),
+                                       path, dict(entry.coco_ids), entry.coco_file_name))
+    return source
 
 
 def _loader(project: Project, image_id: int) -> Callable[[], SegmentTree]:
@@ -104,15 +158,31 @@ def _loader(project: Project, image_id: int) -> Callable[[], SegmentTree]:
     return load
 
 
-def single_items(trees: Iterable[tuple[str, SegmentTree]]) -> list[ExportItem]:
-    """Items for trees held in memory (no project), image ids from 1."""
-    return [ExportItem(i, name, (lambda t=tree: t)) for i, (name, tree) in enumerate(trees, start=1)]
+def with_suggestions(source: ExportSource) -> ExportSource:
+    """The same images, each tree's shown unlabelled regions taking their label suggestion
+    (on the loaded copy only, never saved)."""
+    def accepting(load: Callable[[], SegmentTree]) -> Callable[[], SegmentTree]:
+        def load_accepted() -> SegmentTree:
+            tree = load()
+            tree.accept_suggestions(tree.frontier())
+            return tree
+        return load_accepted
+    items = [replace(item, load=accepting(item.load)) for item in source.items]
+    return ExportSource(items, source.categories, list(source.skipped))
+
+
+def single_items(trees: Iterable[tuple[str, SegmentTree]], paths: Sequence[Optional[Path]] = ()) -> list[ExportItem]:
+    """Items for trees held in memory (no project), image ids from 1; `paths` are their image files."""
+    paths = list(paths)
+    return [ExportItem(i, name, (lambda t=tree: t), path=paths[i - 1] if i <= len(paths) else None)
+            for i, (name, tree) in enumerate(trees, start=1)]
 
 
 def iter_images(items: Sequence[ExportItem], categories: CategoryMap, merge: set[int],
                 report_to: ExportReport, progress: Optional[Progress] = None,
-                cancel: Optional[CancelToken] = None, stage: str = "exporting") -> Iterator[ExportImage]:
-    """Each item's export regions; images with a damaged annotation file are skipped and reported."""
+                cancel: Optional[CancelToken] = None,
+                stage: str = "exporting") -> Iterator[tuple[ExportItem, ExportImage]]:
+    """Each item with its export regions; images with a damaged annotation file are skipped and reported."""
     for n, item in enumerate(items):
         check_cancel(cancel)
         report(progress, stage, n / max(1, len(items)))
@@ -124,18 +194,32 @@ def iter_images(items: Sequence[ExportItem], categories: CategoryMap, merge: set
         image = export_image(tree, item.image_id, item.file_name, categories, merge, item.crowd)
         if image.empty:
             report_to.skipped.append(f"{image.empty} regions of {item.file_name!r} vanish at the image size")
-        yield image
+        yield item, image
     report(progress, stage, 1.0)
 
 
-def publish(path: Path, data: bytes, check: Callable[[Path], None]) -> None:
-    """Write `data` next to `path`, run `check` on it, and only then move it into place."""
+def region_polygons(image: ExportImage, index: int, rings: list, tolerance: float, min_part_area: float,
+                    report_to: ExportReport) -> Optional[list[list[float]]]:
+    """A region's traced polygons (what they lose counted in the report); None, reported, when none is left."""
+    traced = polygons_from_rings(rings, tolerance, min_part_area)
+    report_to.holes_lost += traced.holes_lost
+    report_to.parts_dropped += traced.parts_dropped
+    if not traced.rings:
+        report_to.skipped.append(f"a {image.regions[index].area}-pixel region of {image.file_name!r} left no polygon")
+        return None
+    return traced.rings
+
+
+def publish(path: Path, data: bytes, check: Callable[[Path], None], move: bool = True) -> None:
+    """Write `data` next to `path` as `<name>.unverified`, run `check` on it, then move it into place
+    (or leave that to the caller, with `move=False`, who publishes other files first)."""
     path = Path(path)
     pending = path.with_name(path.name + ".unverified")
     atomic_write_bytes(pending, data)
     try:
         check(pending)
     except ExportError as exc:
-        raise ExportError(f"{exc}\n(the unverified file was kept as {pending})") from exc
-    os.replace(pending, path)
-    fsync_folder(path.parent)
+        raise ExportError(f"{exc} (the unverified file was kept as {pending})") from exc
+    if move:
+        os.replace(pending, path)
+        fsync_folder(path.parent)

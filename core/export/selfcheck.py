@@ -46,7 +46,7 @@ def check_coco_instances(path: Path, sources: Iterable[ExportImage], index: dict
         if len(errors) > MAX_LISTED:
             break
     if errors:
-        raise ExportError(f"{path}: self-check failed:\n  " + "\n  ".join(errors[:MAX_LISTED]))
+        raise ExportError(f"{path}: self-check failed: " + "; ".join(errors[:MAX_LISTED]))
     return (min(ious), float(np.mean(ious))) if ious else None
 
 
@@ -64,8 +64,8 @@ def _structure_errors(coco: COCO, index: dict[int, tuple[int, int]]) -> list[str
     anns = coco.dataset.get("annotations", [])
     ids = [a.get("id") for a in anns]
     if len(set(ids)) != len(ids) or any(not isinstance(i, int) or i < 1 for i in ids):
-        errors.append("annotation ids are not unique integers from 1")
-    if set(ids) != set(index):
+        errors.append("annotation ids are not unique positive integers")
+    if set(ids) != set(index) or len(coco.dataset.get("images", [])) != len(coco.imgs):
         errors.append("the annotations differ from the exported regions")
     cat_ids = [c["id"] for c in coco.dataset.get("categories", [])]
     if any(c < 1 for c in cat_ids) or len(set(cat_ids)) != len(cat_ids):
@@ -85,21 +85,23 @@ def _annotation_errors(coco: COCO, ann: dict, source: ExportImage, region_index:
     name = f"annotation {ann['id']} ({source.file_name!r})"
     if ann["category_id"] != region.category_id:
         return [f"{name}: category {ann['category_id']} instead of {region.category_id}"]
-    if ann["area"] != region.area:
-        return [f"{name}: area {ann['area']} but the region has {region.area} pixels"]
     rows, cols = region.slices
     written = coco.annToRLE(ann)
+    written_box = mask_utils.toBbox(written).tolist()
     source = compressed_rle(crop, rows.start, cols.start, source.height, source.width)
     if polygons and isinstance(ann["segmentation"], list):
+        if ann["area"] != float(mask_utils.area(written)) or list(ann["bbox"]) != written_box:
+            return [f"{name}: area/bbox {ann['area']}, {ann['bbox']} are not the written polygon's"]
         iou = float(mask_utils.iou([written], [source], [0])[0][0])
         ious.append(iou)
         return [f"{name}: polygon IoU {iou:.3f} is below {min_iou}"] if iou < min_iou else []
+    if ann["area"] != region.area:
+        return [f"{name}: area {ann['area']} but the region has {region.area} pixels"]
     common = int(mask_utils.area(mask_utils.merge([written, source], intersect=True)))
     if not int(mask_utils.area(written)) == common == region.area:
         return [f"{name}: decoded mask differs from the source region"]
     expected = [cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start]
-    rle_box = mask_utils.toBbox(written).tolist()
-    if list(ann["bbox"]) != expected or rle_box != expected:
+    if list(ann["bbox"]) != expected or written_box != expected:
         return [f"{name}: bbox {ann['bbox']} does not match the mask's {expected}"]
     return []
 
@@ -125,20 +127,26 @@ def read_png(path: Path) -> np.ndarray:
         raise ExportError(f"{path}: cannot read the PNG back ({exc})") from exc
 
 
-def check_panoptic_png(path: Path, source: ExportImage, segments: list[dict]) -> None:
-    """The PNG decodes to the source segment ids (region index + 1, 0 = void) and their areas."""
+def check_panoptic_png(path: Path, source: ExportImage, segments: list[dict], lut: np.ndarray) -> None:
+    """The PNG decodes to the source's segment ids (`lut[region index + 1]`, 0 = void) and their areas."""
     ids = rgb_to_id(read_png(path)[..., :3])
-    if ids.shape != source.labels.shape or not np.array_equal(ids, source.labels + 1):
+    if ids.shape != source.labels.shape or not np.array_equal(ids, lut[source.labels + 1]):
         raise ExportError(f"{path}: self-check failed: the PNG does not decode to the exported segments")
-    counts = np.bincount(ids.ravel(), minlength=len(segments) + 1)
+    values, counts = np.unique(ids, return_counts=True)
+    area = dict(zip(values.tolist(), counts.tolist()))
     for seg in segments:
-        if counts[seg["id"]] != seg["area"]:
+        if area.get(seg["id"], 0) != seg["area"]:
             raise ExportError(f"{path}: self-check failed: segment {seg['id']} area {seg['area']} "
-                              f"but {counts[seg['id']]} pixels in the PNG")
+                              f"but {area.get(seg['id'], 0)} pixels in the PNG")
 
 
 def check_semantic_png(path: Path, expected: np.ndarray) -> None:
-    """The PNG reads back as exactly the expected class-index map."""
+    """The PNG is single-channel 8-bit and reads back (as PIL mode "L" too) as the class-index map."""
+    try:
+        with Image.open(path) as image:
+            mode = image.mode
+    except OSError as exc:
+        raise ExportError(f"{path}: cannot read the PNG back ({exc})") from exc
     values = read_png(path)
-    if values.ndim != 2 or not np.array_equal(values, expected):
+    if mode != "L" or values.ndim != 2 or not np.array_equal(values, expected):
         raise ExportError(f"{path}: self-check failed: the PNG does not read back as the exported classes")

@@ -1,0 +1,205 @@
+"""Label suggestions: a classifier trained on every labelled region proposes a category for
+every unlabelled one (docs/decisions/0304-label-suggestions.md).
+
+Training examples are the nodes, at every granularity, of which at least PURE of the pixels
+carry one category (a label set on an inner node counts for all the pixels it covers); they
+are described by their pooled descriptors (core/descriptors.py). The classifier is multinomial
+logistic regression on standardised descriptors. Suggestions go only to nodes with no labelled
+and no ignored pixel, and never name a category the annotator rejected on that node.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Hashable, Optional
+
+import numpy as np
+from scipy.optimize import minimize
+from threadpoolctl import threadpool_limits
+
+from core.descriptors import node_descriptors
+from core.tree import SegmentTree, Suggestion
+
+PURE = 0.9                    # a training node: at least this share of its pixels in one category
+L2 = 1e-3                     # ridge penalty per weight, on standardised descriptors (decision 0304)
+MAX_ITERATIONS = 300
+DEFAULT_MIN_CONFIDENCE = 0.95  # bulk accept: suggestions at or above this confidence (decision 0304)
+_UNLABELLED, _IGNORED = -1, -2
+
+
+@dataclass
+class Examples:
+    """One image's training examples: descriptors (n, d) and categories (n,)."""
+
+    descriptors: np.ndarray
+    categories: np.ndarray
+    source: str
+
+
+def atom_categories(tree: SegmentTree) -> np.ndarray:
+    """Per atom: its effective category, -1 when unlabelled, -2 when ignored."""
+    out = np.full(tree.n_atoms, _UNLABELLED, dtype=np.int64)
+    stack: list[tuple[int, Optional[int], bool]] = [(tree.root, None, False)]
+    while stack:
+        nid, category, ignored = stack.pop()
+        node = tree.nodes[nid]
+        category = node.category if node.category is not None else category
+        ignored = ignored or node.ignored
+        if node.children:
+            stack.extend((child, category, ignored) for child in node.children)
+        else:
+            out[node.atoms] = _IGNORED if ignored else (_UNLABELLED if category is None else category)
+    return out
+
+
+def _node_majorities(tree: SegmentTree) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
+    """(node ids, majority category, its share of the pixels, share labelled or ignored)."""
+    labels = atom_categories(tree)
+    area = np.bincount(tree.atom_map.ravel(), minlength=tree.n_atoms).astype(np.float64)
+    ids = list(tree.nodes)
+    majority = np.full(len(ids), _UNLABELLED, dtype=np.int64)
+    share = np.zeros(len(ids))
+    touched = np.zeros(len(ids))
+    for row, nid in enumerate(ids):
+        atoms = tree.nodes[nid].atoms
+        total = area[atoms].sum()
+        if total <= 0:
+            continue
+        own = labels[atoms]
+        touched[row] = area[atoms][own != _UNLABELLED].sum() / total
+        known = own >= 0
+        if known.any():
+            cats, inverse = np.unique(own[known], return_inverse=True)
+            votes = np.bincount(inverse, weights=area[atoms][known])
+            majority[row] = cats[votes.argmax()]
+            share[row] = votes.max() / total
+    return ids, majority, share, touched
+
+
+def examples(tree: SegmentTree) -> Optional[Examples]:
+    """The tree's labelled nodes as training examples (None when it has no descriptors)."""
+    if tree.descriptors is None:
+        return None
+    ids, majority, share, _ = _node_majorities(tree)
+    keep = share >= PURE
+    chosen = [nid for nid, k in zip(ids, keep) if k]
+    return Examples(node_descriptors(tree, chosen), majority[keep], tree.descriptors.source)
+
+
+def open_nodes(tree: SegmentTree) -> list[int]:
+    """Nodes with no labelled and no ignored pixel: the ones that get suggestions."""
+    ids, _, _, touched = _node_majorities(tree)
+    return [nid for nid, t in zip(ids, touched) if t == 0]
+
+
+class LinearClassifier:
+    """Multinomial logistic regression on standardised descriptors (ridge penalty L2)."""
+
+    def __init__(self, descriptors: np.ndarray, categories: np.ndarray) -> None:
+        self.classes = np.unique(categories)
+        self.mean = descriptors.mean(axis=0)
+        self.scale = descriptors.std(axis=0) + 1e-6
+        z = self._design(descriptors)
+        target = np.searchsorted(self.classes, categories)
+        self.weights = _fit_softmax(z, target, len(self.classes))
+
+    def _design(self, descriptors: np.ndarray) -> np.ndarray:
+        z = (descriptors - self.mean) / self.scale
+        return np.hstack([z, np.ones((len(z), 1))])
+
+    def probabilities(self, descriptors: np.ndarray) -> np.ndarray:
+        """(n, classes) class probabilities."""
+        return _softmax(self._design(descriptors) @ self.weights)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    logits = logits - logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def _fit_softmax(z: np.ndarray, target: np.ndarray, n_classes: int) -> np.ndarray:
+    """Weights (d+1, classes) minimising mean cross-entropy + L2 * |W|^2 (bias unpenalised)."""
+    n, d = z.shape
+    onehot = np.eye(n_classes)[target]
+    penalty = np.full((d, 1), L2)
+    penalty[-1] = 0.0
+
+    def loss(flat: np.ndarray) -> tuple[float, np.ndarray]:
+        w = flat.reshape(d, n_classes)
+        p = _softmax(z @ w)
+        value = -np.log(p[np.arange(n), target] + 1e-12).mean() + float((penalty * w ** 2).sum())
+        grad = z.T @ (p - onehot) / n + 2 * penalty * w
+        return value, grad.ravel()
+
+    # BLAS single-threaded: these small products ran 20x slower with threads competing for 2 cores
+    with threadpool_limits(limits=1, user_api="blas"):
+        result = minimize(loss, np.zeros(d * n_classes), jac=True, method="L-BFGS-B",
+                          options={"maxiter": MAX_ITERATIONS})
+    return result.x.reshape(d, n_classes)
+
+
+class Suggester:
+    """The project's training examples by image (recomputed only for trees that changed) and
+    the classifier trained on them; `refresh` after a label is one tree's examples, one fit and
+    the suggestions of the trees asked for."""
+
+    def __init__(self) -> None:
+        self._examples: dict[Hashable, tuple[tuple[int, int], Optional[Examples]]] = {}
+        self.model: Optional[LinearClassifier] = None
+        self.source: Optional[str] = None
+
+    def update(self, key: Hashable, tree: SegmentTree) -> None:
+        """Take in an image's labels (cheap when its tree has not changed since)."""
+        stamp = (id(tree), tree.version)
+        if key not in self._examples or self._examples[key][0] != stamp:
+            self._examples[key] = (stamp, examples(tree))
+
+    def add_examples(self, key: Hashable, found: Optional[Examples]) -> None:
+        """Take in examples computed elsewhere (a pass over a project that does not keep trees)."""
+        self._examples[key] = ((0, -1), found)
+
+    def fit(self) -> bool:
+        """Train on every image's examples of the most common descriptor source; False when
+        fewer than two categories are labelled (nothing to tell apart)."""
+        found = [e for _, e in self._examples.values() if e is not None and len(e.categories)]
+        sources = [e.source for e in found]
+        self.source = max(set(sources), key=sources.count) if sources else None
+        found = [e for e in found if e.source == self.source]
+        categories = np.concatenate([e.categories for e in found]) if found else np.zeros(0, np.int64)
+        if len(np.unique(categories)) < 2:
+            self.model = None
+            return False
+        self.model = LinearClassifier(np.concatenate([e.descriptors for e in found]), categories)
+        return True
+
+    def suggest(self, tree: SegmentTree) -> dict[int, Suggestion]:
+        """Replace the tree's suggestions with the model's for its open nodes (none without a
+        model or with descriptors of another encoder) and return them."""
+        tree.suggestions = {}
+        if self.model is None or tree.descriptors is None or tree.descriptors.source != self.source:
+            return tree.suggestions
+        ids = open_nodes(tree)
+        if not ids:
+            return tree.suggestions
+        probabilities = self.model.probabilities(node_descriptors(tree, ids))
+        classes = self.model.classes
+        for row, nid in enumerate(ids):
+            p = probabilities[row]
+            rejected = tree.nodes[nid].rejected
+            if rejected:
+                p = np.where(np.isin(classes, rejected), -1.0, p)
+            best = int(p.argmax())
+            if p[best] >= 0:
+                tree.suggestions[nid] = Suggestion(int(classes[best]), float(p[best]))
+        return tree.suggestions
+
+
+def confident_frontier(tree: SegmentTree, min_confidence: float) -> list[int]:
+    """Shown regions whose live suggestion reaches `min_confidence` (what bulk accept takes)."""
+    out = []
+    for nid in tree.frontier():
+        suggestion = tree.live_suggestion(nid)
+        if suggestion is not None and suggestion.confidence >= min_confidence:
+            out.append(nid)
+    return out
+
