@@ -22,3 +22,8 @@ class Cancelled(CutTreeError):
 
     def __init__(self, message: str = "cancelled") -> None:
         super().__init__(message)
+
+
+def printable(text: str) -> str:
+    """`text` with control characters escaped (a newline becomes \\n), so a message stays on one line."""
+    return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in text)

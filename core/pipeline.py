@@ -65,17 +65,19 @@ class Segmenter:
         return self.encoder.encode(image, progress, cancel)
 
     def cut(self, image: np.ndarray, features: Features, progress: Optional[Progress] = None,
-            cancel: Optional[CancelToken] = None) -> SegmentTree:
+            cancel: Optional[CancelToken] = None, full_size: Optional[tuple[int, int]] = None) -> SegmentTree:
         """The segment tree of `image` from its features (no encoder pass).
 
+        `full_size` is the (height, width) of the original when `image` is a reduced working copy
+        of it (image_io.load_working_image): the tree's masks are exported at that size.
         BLAS runs single-threaded here: the many small products of the recursion were
         measured 3-5x slower with threads competing for 2 cores (bench/bench_ncut.py).
         """
         with threadpool_limits(limits=1, user_api="blas"):
-            return self._cut(image, features, progress, cancel)
+            return self._cut(image, features, progress, cancel, full_size or image.shape[:2])
 
     def _cut(self, image: np.ndarray, features: Features, progress: Optional[Progress],
-             cancel: Optional[CancelToken]) -> SegmentTree:
+             cancel: Optional[CancelToken], full_size: tuple[int, int]) -> SegmentTree:
         s = self.settings
         method = s.method_spec
         report(progress, "cut", 0.0)
@@ -91,7 +93,7 @@ class Segmenter:
         else:
             leaf_pixels = self._chosen_pixels(root, features, small, cancel)
         report(progress, "tree", 0.0)
-        tree = build_tree(root, leaf_pixels, shape, image.shape[:2])
+        tree = build_tree(root, leaf_pixels, shape, full_size)
         tree.set_granularity(s.tau)
         describe(tree, features)          # region descriptors, for label suggestions
         report(progress, "tree", 1.0)

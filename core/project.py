@@ -4,7 +4,8 @@
 are stored by path relative to the project folder, so the folder can be moved with its images.
 Images that moved or vanished are listed in `Project.problems`, never fatal. An annotation file
 that cannot be read is renamed aside (`<name>.damaged-<timestamp>`), reported with its name and
-never overwritten; the rest of the project keeps working.
+never overwritten; one written by a newer CutTree, or made for another image size, is refused and
+left in place. The rest of the project keeps working.
 """
 from __future__ import annotations
 
@@ -13,14 +14,14 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, NoReturn, Optional
 
 from core.atomic_io import atomic_write_json, atomic_write_npz
-from core.errors import CutTreeError, SettingsError
+from core.errors import CutTreeError, SettingsError, printable
 from core.safe_json import DataFormatError, Fields, load_json
 from core.settings import Settings
 from core.tree import History, SegmentTree, node_color
-from core.tree_file import SavedTree, load_tree_file, tree_arrays
+from core.tree_file import NewerFileError, SavedTree, load_tree_file, tree_arrays
 
 PROJECT_FILE = "project.json"
 ANNOTATION_DIR = "annotations"
@@ -38,8 +39,17 @@ class ProjectError(CutTreeError):
     """A project cannot be created or opened; the message names the file or folder."""
 
 
-class DamagedFileError(CutTreeError):
+class AnnotationFileError(CutTreeError):
+    """An image's annotation file cannot be used; the message says which and why."""
+
+
+class DamagedFileError(AnnotationFileError):
     """An annotation file was unreadable; it was renamed aside (the message says where)."""
+
+
+class RefusedFileError(AnnotationFileError):
+    """An annotation file is intact but not usable here (newer format, or another image size);
+    it is left in place, untouched, and the image must not be re-annotated over it."""
 
 
 @dataclass
@@ -187,11 +197,16 @@ class Project:
         return {i: p.relative_to(common).as_posix() for i, p in paths.items()}
 
     def image_path(self, image_id: int) -> Path:
-        return (self.folder / self.images[image_id].path).resolve()
+        """The image's absolute path, symlinks resolved where they can be (a loop stays unresolved)."""
+        path = self.folder / self.images[image_id].path
+        try:
+            return path.resolve()
+        except (OSError, RuntimeError):       # a symlink loop: RuntimeError before Python 3.13
+            return path.absolute()
 
     def missing_images(self) -> list[str]:
         """One message per image whose file is not where the project says."""
-        return [f"image {e.path!r} (id {e.id}) was not found at {self.image_path(e.id)}"
+        return [f"image {printable(e.path)!r} (id {e.id}) was not found at {printable(str(self.image_path(e.id)))}"
                 for e in self.images.values() if not self.image_path(e.id).is_file()]
 
     def category(self, category_id: int) -> Optional[Category]:
@@ -227,25 +242,39 @@ class Project:
         atomic_write_npz(snapshot.path, snapshot.arrays)
 
     def load_tree(self, image_id: int) -> Optional[SavedTree]:
-        """The image's saved tree, or None when it has none; a damaged file is moved aside."""
+        """The image's saved tree, or None when it has none; a damaged file is moved aside
+        (DamagedFileError), a newer or mismatched one refused in place (RefusedFileError)."""
         path = self.annotation_path(image_id)
+        entry = self.images[image_id]
         if not path.is_file():
             return None
         try:
-            return load_tree_file(path)
+            saved = load_tree_file(path)
+        except NewerFileError as exc:
+            self._refuse(str(exc))
         except DataFormatError as exc:
             aside = _move_aside(path)
-            message = (f"annotation file {path.name} of image {self.images[image_id].path!r} is damaged "
+            message = (f"annotation file {path.name} of image {printable(entry.path)!r} is damaged "
                        f"({exc}); kept as {aside.name}, the image starts without annotations")
             self.problems.append(message)
             raise DamagedFileError(message) from exc
+        if tuple(saved.tree.image_size) != (entry.height, entry.width):
+            height, width = saved.tree.image_size
+            self._refuse(f"annotation file {path} was made for a {width}x{height} image, but image "
+                         f"{printable(entry.path)!r} is {entry.width}x{entry.height}; it is left untouched "
+                         f"and not used (was the image replaced?)")
+        return saved
+
+    def _refuse(self, message: str) -> NoReturn:
+        self.problems.append(message)
+        raise RefusedFileError(message)
 
     def iter_trees(self) -> Iterator[tuple[ImageEntry, SegmentTree]]:
-        """Every image with a readable tree; damaged files are set aside and listed in `problems`."""
+        """Every image with a usable tree; the others are listed in `problems`."""
         for entry in list(self.images.values()):
             try:
                 saved = self.load_tree(entry.id)
-            except DamagedFileError:
+            except AnnotationFileError:
                 continue
             if saved is not None:
                 yield entry, saved.tree
@@ -341,7 +370,10 @@ def _parse_image(obj: Any, where: str) -> ImageEntry:
                                                             and 0 <= v < 2 ** 53 for v in p) for p in pairs):
         raise f.error("'coco_ids' must list [node id, annotation id] pairs")
     file_name = f.str("coco_file_name", default="", max_len=4096) if f.has("coco_file_name") else ""
-    return ImageEntry(f.int("id", lo=1, hi=2 ** 53), f.str("path", max_len=4096),
+    path = f.str("path", max_len=4096)
+    if "\0" in path:
+        raise f.error(f"'path' {printable(path)!r} holds a NUL byte, which no file name can")
+    return ImageEntry(f.int("id", lo=1, hi=2 ** 53), path,
                       f.int("width", lo=1, hi=1 << 20), f.int("height", lo=1, hi=1 << 20), annotation, crowd,
                       file_name, {node: ann for node, ann in pairs})
 

@@ -5,12 +5,19 @@ import numpy as np
 from PIL import Image
 from skimage.segmentation import find_boundaries
 
+from core.atomic_io import png_bytes
+from core.errors import CutTreeError
 from core.tree import SegmentTree
 
 
 def frontier_label_image(tree: SegmentTree) -> np.ndarray:
-    """(H, W) int32 frontier indices 0..K-1 at the original image size (nearest upsampling)."""
+    """(H, W) frontier indices 0..K-1 at the original image size (nearest upsampling), in the
+    smallest unsigned type that holds them (uint8 or uint16; int32 past 65535 segments), so a
+    12000x9000 map costs 108 MB, not 432."""
     labels, _ = tree.frontier_labels()
+    count = int(labels.max(initial=0)) + 1
+    dtype = np.uint8 if count <= 256 else np.uint16 if count <= 65536 else np.int32
+    labels = labels.astype(dtype)
     height, width = tree.image_size
     if labels.shape == (height, width):
         return labels
@@ -32,7 +39,9 @@ def frontier_colors(tree: SegmentTree) -> np.ndarray:
     return np.array([tree.nodes[n].color for n in tree.frontier()], dtype=np.uint8).reshape(-1, 3)
 
 
-def save_label_png(path, labels: np.ndarray) -> None:
-    """A single-channel PNG: 8-bit when the labels fit, 16-bit otherwise."""
-    dtype = np.uint8 if labels.max(initial=0) < 256 else np.uint16
-    Image.fromarray(labels.astype(dtype)).save(path)
+def label_png_bytes(tree: SegmentTree) -> bytes:
+    """The frontier label map at the image size as a single-channel PNG (8-bit when it fits, else 16-bit)."""
+    labels = frontier_label_image(tree)
+    if labels.dtype == np.int32:
+        raise CutTreeError(f"{labels.max() + 1} segments do not fit a 16-bit label PNG (at most 65536)")
+    return png_bytes(labels, compress_level=1)

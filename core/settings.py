@@ -110,7 +110,7 @@ class Settings:
     pamr_dilations: tuple[int, ...] = setting((1, 2, 4, 8), "PAMR dilations", "PAMR neighbourhood "
                                               "dilations, comma-separated", INTS, RECUT, PIXELS,
                                               lo=1, hi=64, requires="pamr")
-    max_mask_side: int = setting(4096, "Largest mask side", "pixel atoms are computed at most this large, "
+    max_mask_side: int = setting(2048, "Largest mask side", "pixel atoms are computed at most this large, "
                                  "then upsampled", INT, RECUT, PIXELS, lo=16, hi=65_536, step=256)
     allow_download: bool = setting(False, "Allow downloading model weights", "let the diffusion encoder "
                                    "download model weights it cannot find locally", BOOL, NONE, STORAGE)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -28,6 +29,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from core.atomic_io import atomic_write_npz, npz_bytes
+from core.errors import CutTreeError, printable
 from core.safe_json import DataFormatError, Fields, parse_json
 from core.descriptors import DescriptorGrid
 from core.tree import Edit, History, Node, SegmentTree, Suggestion
@@ -35,9 +37,20 @@ from core.tree import Edit, History, Node, SegmentTree, Suggestion
 FORMAT = "cuttree-tree"
 VERSION = 2
 MAX_SIDE = 65536
-MAX_MEMBER_BYTES = 2 * 1024 ** 3      # no array in a tree file may unpack to more than this
+MAX_MEMBER_BYTES = 512 * 1024 ** 2    # no array in a tree file may unpack to more than this
+# Node states in one file (the tree and the kept edits'). A tree has fewer than twice as many
+# nodes as atoms: ~2,000 for the classic encoder, ~32,000 for a 128x128 diffusion grid; a
+# table beyond this is damage or an attack, refused from its header before a node is built.
+MAX_NODES = 250_000
+MAX_META_BYTES = 64 * 1024 ** 2       # the meta JSON: node names and edit records of MAX_NODES nodes
+_NODE_TABLES = ("node_owner", "node_id", "node_parent", "node_cost", "node_category", "node_flags",
+                "node_color", "child_ptr", "atom_ptr")
 MAX_HISTORY = 50                       # edits kept in the file (most recent)
 _EXPANDED, _VISIBLE, _IGNORED, _HAS_CATEGORY = 1, 2, 4, 8
+
+
+class NewerFileError(CutTreeError):
+    """An annotation file written by a newer CutTree: readable by it, so refused and left untouched."""
 
 
 @dataclass
@@ -161,17 +174,23 @@ _OPTIONAL_ARRAYS = {  # since version 2
 
 
 def load_tree_file(path: Path) -> SavedTree:
-    """Read and validate an annotation file; raise DataFormatError naming it when damaged."""
+    """Read and validate an annotation file; raise DataFormatError naming it when damaged,
+    NewerFileError when a newer CutTree wrote it."""
     path = Path(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise DataFormatError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
-    return decode_tree_file(raw, str(path))
+        raise DataFormatError(f"{printable(str(path))}: cannot be read ({exc.strerror or exc})") from exc
+    return decode_tree_file(raw, printable(str(path)))
 
 
 def decode_tree_file(raw: bytes, name: str) -> SavedTree:
-    arrays = _read_arrays(raw, name)
+    archive, infos = _open_archive(raw, name)
+    if "node_id.npy" in infos:                # the node count first: it bounds the meta JSON too
+        _member_array(archive, infos, "node_id", name, header_only=True)
+    meta = _read_meta(archive, infos, name)
+    arrays = _read_arrays(archive, infos, name)
+    arrays["meta"] = meta
     try:
         return _decode(arrays, name)
     except DataFormatError:
@@ -180,39 +199,95 @@ def decode_tree_file(raw: bytes, name: str) -> SavedTree:
         raise DataFormatError(f"{name}: inconsistent tree ({exc or type(exc).__name__})") from exc
 
 
-def _read_arrays(raw: bytes, name: str) -> dict[str, np.ndarray]:
+def _open_archive(raw: bytes, name: str) -> tuple[zipfile.ZipFile, dict[str, zipfile.ZipInfo]]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(raw))
-        infos = {info.filename: info for info in archive.infolist()}
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        return archive, {info.filename: info for info in archive.infolist()}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
         raise DataFormatError(f"{name}: not a CutTree annotation file ({exc})") from exc
-    arrays = {}
-    for key, (kinds, ndim) in {**_ARRAYS, **_OPTIONAL_ARRAYS}.items():
-        info = infos.get(f"{key}.npy")
-        if info is None and key in _OPTIONAL_ARRAYS:
-            continue
-        if info is None:
-            raise DataFormatError(f"{name}: '{key}' is missing (truncated or not a CutTree annotation file)")
-        if info.file_size > MAX_MEMBER_BYTES:
-            raise DataFormatError(f"{name}: '{key}' would unpack to {info.file_size} bytes, too large")
-        try:
-            with archive.open(info) as member:
-                array = np.lib.format.read_array(io.BytesIO(member.read()), allow_pickle=False)
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile, RuntimeError) as exc:
-            raise DataFormatError(f"{name}: '{key}' cannot be read ({exc})") from exc
-        if array.dtype.kind not in kinds or array.ndim != ndim:
-            raise DataFormatError(f"{name}: '{key}' has type {array.dtype} and {array.ndim} dimensions")
-        arrays[key] = array
-    return arrays
+
+
+def _read_meta(archive: zipfile.ZipFile, infos: dict[str, zipfile.ZipInfo], name: str) -> np.ndarray:
+    """The meta array, read first: a newer file is refused before its other arrays are judged."""
+    if "meta.npy" in infos and infos["meta.npy"].file_size > MAX_META_BYTES:
+        raise DataFormatError(f"{name}: 'meta' would unpack to {infos['meta.npy'].file_size} bytes, too large")
+    meta = _member_array(archive, infos, "meta", name)
+    fields = Fields(parse_json(meta.tobytes(), f"{name} (meta)"), f"{name} (meta)")
+    if fields.str("format") != FORMAT:
+        raise fields.error(f"format is {fields.obj['format']!r}, not {FORMAT!r}")
+    version = fields.int("version")
+    if version > VERSION:
+        raise NewerFileError(f"{name}: annotation file version {version} was written by a newer CutTree "
+                             f"(this one reads up to {VERSION}); update CutTree to open it")
+    return meta
+
+
+def _read_arrays(archive: zipfile.ZipFile, infos: dict[str, zipfile.ZipInfo], name: str) -> dict[str, np.ndarray]:
+    """Every array but meta; the optional ones (version 2) only when present."""
+    return {key: _member_array(archive, infos, key, name) for key in {**_ARRAYS, **_OPTIONAL_ARRAYS}
+            if key != "meta" and (key in _ARRAYS or f"{key}.npy" in infos)}
+
+
+def _member_array(archive: zipfile.ZipFile, infos: dict[str, zipfile.ZipInfo], key: str, name: str,
+                  header_only: bool = False) -> np.ndarray:
+    """One `.npy` member, its header checked against the member's size (and MAX_NODES for node
+    tables) before its data is read, so a lying header costs nothing (`header_only`: stop there)."""
+    kinds, ndim = {**_ARRAYS, **_OPTIONAL_ARRAYS}[key]
+    info = infos.get(f"{key}.npy")
+    if info is None:
+        raise DataFormatError(f"{name}: '{key}' is missing (truncated or not a CutTree annotation file)")
+    if info.file_size > MAX_MEMBER_BYTES:
+        raise DataFormatError(f"{name}: '{key}' would unpack to {info.file_size} bytes, too large")
+    try:
+        with archive.open(info) as member:
+            shape, fortran, dtype = _npy_header(member)
+            if dtype.kind not in kinds or len(shape) != ndim:
+                raise DataFormatError(f"{name}: '{key}' has type {dtype} and {len(shape)} dimensions")
+            count = int(np.prod(shape, dtype=object))
+            if key in _NODE_TABLES and shape[0] > MAX_NODES + 1:
+                raise DataFormatError(f"{name}: '{key}' lists {shape[0]} nodes, more than the {MAX_NODES} allowed")
+            if count * dtype.itemsize > info.file_size - member.tell():
+                raise DataFormatError(f"{name}: '{key}' claims {count} items but holds only "
+                                      f"{info.file_size - member.tell()} bytes")
+            if header_only:
+                return np.zeros(0, dtype=dtype)
+            flat = np.empty(count, dtype=dtype)
+            if _read_into(member, memoryview(flat).cast("B")) != flat.nbytes:
+                raise DataFormatError(f"{name}: '{key}' is truncated")
+    except DataFormatError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, RuntimeError, zlib.error, NotImplementedError) as exc:
+        raise DataFormatError(f"{name}: '{key}' cannot be read ({exc})") from exc
+    return flat.reshape(shape, order="F" if fortran else "C")
+
+
+def _read_into(member, buffer: memoryview) -> int:
+    """Fill buffer from the member; the number of bytes read (short at the member's end)."""
+    done = 0
+    while done < len(buffer):
+        got = member.readinto(buffer[done:])
+        if not got:
+            break
+        done += got
+    return done
+
+
+def _npy_header(member) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran order, dtype) from an `.npy` header; object dtypes (pickles) are refused."""
+    version = np.lib.format.read_magic(member)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
+    elif version in ((2, 0), (3, 0)):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
+    else:
+        raise ValueError(f"unknown .npy version {version}")
+    if dtype.hasobject:
+        raise ValueError("it holds Python objects")
+    return shape, fortran, dtype
 
 
 def _decode(a: dict[str, np.ndarray], name: str) -> SavedTree:
     meta = Fields(parse_json(a["meta"].tobytes(), f"{name} (meta)"), f"{name} (meta)")
-    if meta.str("format") != FORMAT:
-        raise meta.error(f"format is {meta.obj['format']!r}, not {FORMAT!r}")
-    version = meta.int("version")
-    if version > VERSION:
-        raise meta.error(f"file version {version} is newer than this CutTree understands ({VERSION})")
     atom_map = a["atom_map"]
     if not (1 <= atom_map.shape[0] <= MAX_SIDE and 1 <= atom_map.shape[1] <= MAX_SIDE):
         raise meta.error(f"atom map shape {atom_map.shape} is out of range")

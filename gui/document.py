@@ -29,6 +29,7 @@ class ImageDoc:
     undo: QUndoStack = field(default_factory=QUndoStack)
     base_edited: bool = False            # the tree below the undo stack holds edits (loaded from a project)
     saved_history: Optional[History] = None   # undo history read from the project, until the session takes it
+    locked: bool = False                 # its annotation file was refused: never segmented or saved over
     recut: Optional[str] = None          # how a re-cut in flight replaces an edited tree (session.CARRY / DISCARD)
 
     @property

@@ -508,6 +508,10 @@ class MainWindow(QMainWindow):
         self.session.shutdown()
         super().closeEvent(event)
 
+    def shutdown(self) -> None:
+        """Stop the session's threads (a QThread still running when Qt destroys it aborts the process)."""
+        self.session.shutdown()
+
 
 def _resolved(value: str, requested: str) -> str:
     """A setting as it runs, marked when it was chosen automatically."""

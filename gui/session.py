@@ -200,7 +200,7 @@ class Session(QObject):
         """Segment the shown image again (Ctrl+R): an image in error tries again; edits are
         carried over or discarded, as asked, in an undoable step."""
         doc = self.doc
-        if doc is None or doc.status in (QUEUED, WORKING):
+        if doc is None or doc.status in (QUEUED, WORKING) or doc.locked:
             return
         if doc.tree is None:
             self.segment(doc)
@@ -540,7 +540,7 @@ class Session(QObject):
                 doc.undo.clear()
                 self._set_status(doc, NOT_SEGMENTED)
         for doc in self.docs:               # the new settings may fix what failed
-            if doc.status == ERROR and doc.tree is None:
+            if doc.status == ERROR and doc.tree is None and not doc.locked:
                 self._set_status(doc, NOT_SEGMENTED)
         if self.doc is not None and self.doc.status == NOT_SEGMENTED:
             self.segment(self.doc)
@@ -700,7 +700,7 @@ class Session(QObject):
 
     def _save_doc(self, doc: ImageDoc) -> None:
         """Autosave one image of the project (its tree and the undo steps a reopen restores)."""
-        if self.autosave is None or doc.project_id is None or doc.tree is None:
+        if self.autosave is None or doc.project_id is None or doc.tree is None or doc.locked:
             return
         self.autosave.save(doc.project_id, doc.tree, history_of(doc.undo, doc.tree, MAX_HISTORY),
                            {"edited": doc.edited})

@@ -157,7 +157,6 @@ def hostile_tree_files():
         ("deep meta", variant(meta=np.frombuffer(b"[" * 1000 + b"]" * 1000, np.uint8))),
         ("huge number", variant(meta=np.frombuffer(json.dumps({**meta, "root": 10 ** 30}).encode(), np.uint8))),
         ("wrong type", variant(meta=np.frombuffer(json.dumps({**meta, "names": "x"}).encode(), np.uint8))),
-        ("newer version", variant(meta=np.frombuffer(json.dumps({**meta, "version": 99}).encode(), np.uint8))),
     ]
 
 

@@ -11,7 +11,7 @@ from core.export import ExportError
 from core.export.polygons import polygons_from_rings
 from core.export.regions import ExportImage, export_image
 from core.jobs import CancelToken, Progress, check_cancel, report
-from core.project import Category, DamagedFileError, Project
+from core.project import AnnotationFileError, Category, Project
 from core.tree import SegmentTree
 
 AGNOSTIC = Category(1, "object", (220, 220, 220), True, "object")
@@ -182,13 +182,13 @@ def iter_images(items: Sequence[ExportItem], categories: CategoryMap, merge: set
                 report_to: ExportReport, progress: Optional[Progress] = None,
                 cancel: Optional[CancelToken] = None,
                 stage: str = "exporting") -> Iterator[tuple[ExportItem, ExportImage]]:
-    """Each item with its export regions; images with a damaged annotation file are skipped and reported."""
+    """Each item with its export regions; images whose annotation file is damaged or refused are skipped and reported."""
     for n, item in enumerate(items):
         check_cancel(cancel)
         report(progress, stage, n / max(1, len(items)))
         try:
             tree = item.load()
-        except DamagedFileError as exc:
+        except AnnotationFileError as exc:
             report_to.skipped.append(str(exc))
             continue
         image = export_image(tree, item.image_id, item.file_name, categories, merge, item.crowd)

@@ -30,7 +30,8 @@ class Region:
 
 @dataclass
 class ExportImage:
-    """One image's regions; `labels[y, x]` is the index of the region there, -1 where none."""
+    """One image's regions; `labels[y, x]` is the index of the region there, -1 where none
+    (a signed integer map: int16 when upsampled and the regions fit, else int32)."""
 
     image_id: int
     file_name: str
@@ -68,7 +69,7 @@ class PackedImage:
 
     def unpack(self) -> ExportImage:
         labels = np.frombuffer(zlib.decompress(self.data), dtype=self.dtype).reshape(self.shape)
-        return replace(self.image, labels=labels.astype(np.int32))
+        return replace(self.image, labels=labels)            # read-only, in its packed type
 
 
 def export_image(tree: SegmentTree, image_id: int, file_name: str,
@@ -90,21 +91,24 @@ def export_image(tree: SegmentTree, image_id: int, file_name: str,
             regions.append(Region(category, [], int(nid in crowd and key == nid)))
         regions[keys[key]].node_ids.append(nid)
         lut[tree.nodes[nid].atoms] = keys[key]
-    labels = upsample_nearest(lut[tree.atom_map], tree.image_size)
-    return _measured(ExportImage(image_id, file_name, labels, regions))
+    small = lut[tree.atom_map]
+    if small.shape[0] <= tree.image_size[0] and small.shape[1] <= tree.image_size[1]:
+        return _measured_upsampled(ExportImage(image_id, file_name, small, regions), tree.image_size)
+    return _measured(ExportImage(image_id, file_name, upsample_nearest(small, tree.image_size), regions))
 
 
 def _ignored(tree: SegmentTree, node_id: int) -> bool:
     return any(tree.nodes[n].ignored for n in [node_id] + tree.ancestors(node_id))
 
 
-def _measured(image: ExportImage) -> ExportImage:
-    """Fill each region's slices and area; drop regions with no pixel (renumbering the map)."""
+def _measured(image: ExportImage, weights: Optional[np.ndarray] = None) -> ExportImage:
+    """Fill each region's slices and area (each pixel counting `weights` pixels, default one);
+    drop regions with no pixel (renumbering the map)."""
     n = len(image.regions)
     if n == 0:
         return image
     slices = ndimage.find_objects(image.labels + 1, max_label=n)
-    areas = np.bincount(image.labels.ravel() + 1, minlength=n + 1)[1:]
+    areas = np.bincount(image.labels.ravel() + 1, weights, minlength=n + 1)[1:].astype(np.int64)
     keep = [i for i in range(n) if slices[i] is not None]
     if len(keep) < n:
         remap = np.full(n + 1, -1, dtype=np.int32)
@@ -118,11 +122,30 @@ def _measured(image: ExportImage) -> ExportImage:
     return image
 
 
+def _measured_upsampled(image: ExportImage, size: tuple[int, int]) -> ExportImage:
+    """`_measured` for a label map that nearest upsampling only enlarges: areas and slices are
+    computed on the small map (each of its pixels weighs the full-size pixels it becomes), so
+    a 12000x9000 export never scans, copies or counts the full-size map."""
+    rows, cols = _nearest_sources(image.labels.shape[0], size[0]), _nearest_sources(image.labels.shape[1], size[1])
+    image = _measured(image, np.outer(np.bincount(rows), np.bincount(cols)).ravel())
+    for region in image.regions:
+        r, c = region.slices
+        region.slices = (slice(*map(int, np.searchsorted(rows, [r.start, r.stop]))),
+                         slice(*map(int, np.searchsorted(cols, [c.start, c.stop]))))
+    small = image.labels.astype(np.int16) if len(image.regions) < 2 ** 15 - 1 else image.labels
+    image.labels = small[rows[:, None], cols[None, :]]     # int16: half the memory at 108 Mpx
+    return image
+
+
+def _nearest_sources(n_in: int, n_out: int) -> np.ndarray:
+    """For each of n_out output pixels along an axis, the input pixel nearest its centre (non-decreasing)."""
+    return np.minimum(((np.arange(n_out) + 0.5) * n_in / n_out).astype(np.int64), n_in - 1)
+
+
 def upsample_nearest(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Nearest-neighbour resize of a label map to (height, width) (pixel centres mapped)."""
     height, width = int(size[0]), int(size[1])
     if labels.shape == (height, width):
         return labels
-    rows = np.minimum(((np.arange(height) + 0.5) * labels.shape[0] / height).astype(np.int64), labels.shape[0] - 1)
-    cols = np.minimum(((np.arange(width) + 0.5) * labels.shape[1] / width).astype(np.int64), labels.shape[1] - 1)
+    rows, cols = _nearest_sources(labels.shape[0], height), _nearest_sources(labels.shape[1], width)
     return labels[rows[:, None], cols[None, :]]
