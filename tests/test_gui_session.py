@@ -57,13 +57,28 @@ def wait_idle(qtbot, window):
 def test_a_display_setting_change_keeps_the_edits_and_their_history(qtbot, tmp_path):
     window = labelled_project(qtbot, tmp_path)
     tree, before, steps = window.doc.tree, labels(window.doc.tree), window.doc.undo.count()
-    in_settings_dialog(qtbot, lambda d: (d.tau.setValue(0.45), d.cache_size.setValue(512)))
+    in_settings_dialog(qtbot, lambda d: (d.editors["cache_size_mb"].widget.setValue(512),
+                                         d.editors["allow_download"].widget.setChecked(True)))
     key(qtbot, window, Qt.Key.Key_Comma, CTRL)
-    assert window.session.settings.tau == 0.45 and window.session.settings.cache_size_mb == 512
+    assert window.session.settings.allow_download and window.session.settings.cache_size_mb == 512
     assert window.doc.tree is tree and labels(tree) == before and window.doc.undo.count() == steps
     key(qtbot, window, Qt.Key.Key_S, CTRL)
     saved = Project.open(window.project.folder)
-    assert labels(saved.load_tree(window.doc.project_id).tree) == before and saved.settings.tau == 0.45
+    assert labels(saved.load_tree(window.doc.project_id).tree) == before and saved.settings.cache_size_mb == 512
+
+
+def test_the_issue_s_tau_change_asks_and_keeping_keeps_everything(qtbot, tmp_path):
+    window = labelled_project(qtbot, tmp_path)
+    tree, before, steps = window.doc.tree, labels(window.doc.tree), window.doc.undo.count()
+    asked = []
+    answer(qtbot, KEEP, asked)
+    in_settings_dialog(qtbot, lambda d: d.editors["tau"].widget.setValue(0.45))
+    key(qtbot, window, Qt.Key.Key_Comma, CTRL)
+    qtbot.waitUntil(lambda: bool(asked), timeout=10_000)
+    assert window.session.settings.tau == 0.45
+    assert window.doc.tree is tree and labels(tree) == before and window.doc.undo.count() == steps
+    key(qtbot, window, Qt.Key.Key_S, CTRL)
+    assert labels(Project.open(window.project.folder).load_tree(window.doc.project_id).tree) == before
 
 
 def test_a_cut_setting_change_asks_and_each_answer_keeps_the_work_or_is_undoable(qtbot, tmp_path):
@@ -112,7 +127,7 @@ def test_an_image_in_error_recovers_when_the_setting_is_fixed_and_with_ctrl_r(qt
     session.add_paths([write_sample(tmp_path)])
     qtbot.waitUntil(lambda: window.doc.status == "error" and bool(told), timeout=SEGMENT_TIMEOUT_MS)
     assert "attention" in window.doc.error and "Ctrl+R" in window.stage.text()
-    in_settings_dialog(qtbot, lambda d: d.method.setCurrentText("auto"))
+    in_settings_dialog(qtbot, lambda d: d.editors["method"].widget.setCurrentText("auto"))
     key(qtbot, window, Qt.Key.Key_Comma, CTRL)
     wait_segmented(qtbot, window)
 
