@@ -140,10 +140,22 @@ class LoseNothing(RuleBasedStateMachine):
         after = self.all_labels()
         if _same(before, after):
             return
-        self.key(Qt.Key.Key_Z, CTRL)
+        self.undo_each(before, after, redo=False)
         assert _same(self.all_labels(), before), "undo did not restore the labels"
-        self.key(Qt.Key.Key_Z, CTRL | SHIFT)
+        self.undo_each(before, after, redo=True)
         assert _same(self.all_labels(), after), "redo did not bring the edit back"
+
+    def undo_each(self, before: dict, after: dict, redo: bool) -> None:
+        """Undo (redo) on each image whose labels changed: Ctrl+Z on the shown one, on the others
+        what Ctrl+Z does once the annotator goes there (each image has its own undo stack)."""
+        changed = {k for k in before.keys() | after.keys()
+                   if k not in before or k not in after or not np.array_equal(before[k], after[k])}
+        for doc in self.s.docs:
+            if doc.key in changed and doc is not self.s.doc:
+                doc.undo.redo() if redo else doc.undo.undo()
+        if self.s.doc is not None and self.s.doc.key in changed:
+            self.key(Qt.Key.Key_Z, CTRL | SHIFT if redo else CTRL)
+        self.settle()
 
     def keeps_labels(self, action) -> None:
         """An action that is no edit: every label stays as it was."""
