@@ -136,6 +136,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         window = segmented_window(app, Path(tmp))
         results = measure(app, window, args.runs)
+        window.session.ask = lambda *question: "Discard"     # quitting asks about the unsaved edits
         window.close()
     print(f"\n{'operation':<22}{'runs':>5}{'median ms':>11}{'worst ms':>10}{'CPU median ms':>15}")
     for name, values in results.items():
