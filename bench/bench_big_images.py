@@ -56,18 +56,19 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
-def run_case(code: Path, image: Path, out: Path, cap: int, timeout: float) -> tuple[str, float, float, str]:
-    """(outcome, seconds, peak GB, last stderr line) of one `segment` run."""
+def run_case(code: Path, image: Path, out: Path, cap: int, timeout: float) -> tuple[str, float, float, float, str]:
+    """(outcome, seconds, CPU seconds, peak GB, last stderr line) of one `segment` run (CPU time
+    counts too: the machine is shared, so wall time drifts with the load)."""
     env = {**os.environ, "PYTHONPATH": str(code)}
     stderr = out.with_suffix(".stderr")
     start = time.perf_counter()
     with open(stderr, "wb") as err:
         proc = subprocess.Popen([sys.executable, str(code / "main.py"), "segment", str(image), "--out", str(out)],
                                 cwd=code, env=env, stdout=subprocess.DEVNULL, stderr=err)
-    killed = threading.Event()
+    killed, finished = threading.Event(), threading.Event()
 
-    def watch() -> None:
-        while proc.poll() is None:
+    def watch() -> None:        # never polls the child: only wait4 below reaps it (and gets its usage)
+        while not finished.is_set():
             if rss_bytes(proc.pid) > cap or time.perf_counter() - start > timeout:
                 killed.set()
                 os.kill(proc.pid, signal.SIGKILL)
@@ -77,6 +78,7 @@ def run_case(code: Path, image: Path, out: Path, cap: int, timeout: float) -> tu
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     _, status, usage = os.wait4(proc.pid, 0)
+    finished.set()
     proc.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - start
     watcher.join()
@@ -85,7 +87,7 @@ def run_case(code: Path, image: Path, out: Path, cap: int, timeout: float) -> tu
     if any(ln.startswith("Traceback") for ln in lines):
         last = "TRACEBACK " + last
     outcome = "killed" if killed.is_set() else f"exit {proc.returncode}"
-    return outcome, seconds, usage.ru_maxrss * 1024 / 1e9, last[:90]
+    return outcome, seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024 / 1e9, last[:90]
 
 
 def main() -> None:
@@ -107,15 +109,16 @@ def main() -> None:
             image = build(inputs)
             for label, code in ((args.baseline, baseline), ("this branch", ROOT)):
                 out = tmp_path / f"out-{len(rows)}"
-                outcome, seconds, peak, last = run_case(code, image, out, int(args.cap_gb * 1e9), args.timeout)
-                rows.append((name, f"{image.stat().st_size / 1e6:.2f}", label, outcome, seconds, peak, last))
-                print(f"  {name:20} {label:12} {outcome:8} {seconds:7.1f} s {peak:6.2f} GB  {last}",
+                outcome, seconds, cpu, peak, last = run_case(code, image, out, int(args.cap_gb * 1e9), args.timeout)
+                rows.append((name, f"{image.stat().st_size / 1e6:.2f}", label, outcome, seconds, cpu, peak, last))
+                print(f"  {name:20} {label:12} {outcome:8} {seconds:7.1f} s {cpu:7.1f} cpu-s {peak:6.2f} GB  {last}",
                       file=sys.stderr, flush=True)
             image.unlink()
-        print(f"\n| case | file MB | code | outcome | time s | peak RSS GB | last message |")
-        print("|---|---:|---|---|---:|---:|---|")
-        for name, size, label, outcome, seconds, peak, last in rows:
-            print(f"| {name} | {size} | {label} | {outcome} | {seconds:.1f} | {peak:.2f} | {last.replace('|', '/')} |")
+        print("\n| case | file MB | code | outcome | time s | CPU s | peak RSS GB | last message |")
+        print("|---|---:|---|---|---:|---:|---:|---|")
+        for name, size, label, outcome, seconds, cpu, peak, last in rows:
+            print(f"| {name} | {size} | {label} | {outcome} | {seconds:.1f} | {cpu:.1f} | {peak:.2f} | "
+                  f"{last.replace('|', '/')} |")
 
 
 if __name__ == "__main__":

@@ -1,16 +1,21 @@
-"""Score segmentation hierarchies on BSDS500 with the region benchmarks of Arbelaez et al. 2011.
+"""Score segmentation hierarchies: BSDS500 region benchmarks (Arbelaez et al. 2011) and the
+CamVid oracle labelling.
 
 Each image's hierarchy is cut at every granularity of a grid; every cut is scored against
 all human segmentations (core.metrics.region_scores). As in the BSDS benchmark code
 (`collect_eval_reg.m`), ODS picks one granularity for the whole dataset: covering pools
 its pixel counts over images, PRI and VoI average per-image values; OIS picks the best
 granularity per image. Higher is better for covering and PRI, lower for VoI.
+
+On CamVid, `camvid_cuts` gives each frame's region maps at every granularity (reused by the
+label-suggestion evaluation) and `oracle_curve` scores the best any labelling of those
+regions can do: each region its majority class.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 import scipy.io
@@ -18,6 +23,9 @@ import scipy.io
 from core.errors import CutTreeError
 from core.jobs import CancelToken, Progress, check_cancel, report
 from core.metrics import RegionScores, region_scores
+
+if TYPE_CHECKING:
+    from core.camvid import CamvidFrame, ClassScores
 
 #: labels_at(granularity) -> (H, W) segment ids of one image's hierarchy at that granularity
 LabelsAt = Callable[[float], np.ndarray]
@@ -79,7 +87,7 @@ def score_hierarchy(name: str, labels_at: LabelsAt, humans: list[np.ndarray],
     seen: dict[bytes, RegionScores] = {}
     scores = []
     for g in granularities:
-        labels = _resized(labels_at(g), humans[0].shape)
+        labels = resize_labels(labels_at(g), humans[0].shape)
         key = labels.tobytes()
         if key not in seen:
             seen[key] = region_scores(labels, humans)
@@ -88,7 +96,7 @@ def score_hierarchy(name: str, labels_at: LabelsAt, humans: list[np.ndarray],
                                for f in ("covering_hits", "covering_total", "pri", "voi")))
 
 
-def _resized(labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def resize_labels(labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Nearest-neighbour resize of a label map to the ground truth's shape."""
     if labels.shape == shape:
         return labels
@@ -178,3 +186,104 @@ def evaluate_bsds(items: Sequence[BsdsImage], hierarchy: Callable[[np.ndarray], 
         scored.append(score_hierarchy(item.name, labels_at, humans, granularities))
     report(progress, "done", 1.0)
     return summarise(scored, granularities, default), scored
+
+
+@dataclass
+class FrameCuts:
+    """One CamVid frame's class map and its hierarchy's region map at each granularity."""
+
+    name: str
+    truth: np.ndarray
+    cuts: list[np.ndarray]
+
+
+def camvid_cuts(frames: Sequence["CamvidFrame"], hierarchy: Callable[[np.ndarray], LabelsAt],
+                granularities: Sequence[float], progress: Optional[Progress] = None,
+                cancel: Optional[CancelToken] = None) -> Iterator[FrameCuts]:
+    """Segment each frame once and yield its region maps at every granularity (at the label
+    map's size), one frame at a time so that memory stays bounded."""
+    from core.image_io import load_image
+    for index, frame in enumerate(frames):
+        check_cancel(cancel)
+        report(progress, f"frame {index + 1}/{len(frames)}: {frame.name}", index / len(frames))
+        truth = frame.labels()
+        labels_at = hierarchy(load_image(frame.image))
+        yield FrameCuts(frame.name, truth, [resize_labels(labels_at(g), truth.shape) for g in granularities])
+    report(progress, "done", 1.0)
+
+
+@dataclass
+class OracleCurve:
+    """Oracle labelling (each region its majority class) at each granularity of a grid."""
+
+    granularities: list[float]
+    regions_per_frame: np.ndarray        # mean number of regions per frame at each granularity
+    scores: list["ClassScores"]          # summed over frames
+    n_frames: int
+
+    def best_within(self, max_regions: float) -> int:
+        """Index of the granularity with the best mIoU among those with at most
+        `max_regions` regions per frame (-1 if none)."""
+        ok = [i for i, r in enumerate(self.regions_per_frame) if r <= max_regions]
+        return max(ok, key=lambda i: self.scores[i].miou) if ok else -1
+
+
+class OracleAccumulator:
+    """Sums the frames' oracle confusions (core.camvid.oracle_confusion) at each granularity."""
+
+    def __init__(self, granularities: Sequence[float]) -> None:
+        from core.camvid import VOID
+        self.granularities = list(granularities)
+        self.matrices = np.zeros((len(self.granularities), VOID, VOID), dtype=np.int64)
+        self.totals = np.zeros(VOID, dtype=np.int64)
+        self.regions = np.zeros(len(self.granularities))
+        self.n = 0
+
+    def add(self, frame: FrameCuts) -> None:
+        from core.camvid import oracle_confusion
+        for i, labels in enumerate(frame.cuts):
+            matrix, totals = oracle_confusion(labels, frame.truth)
+            self.matrices[i] += matrix
+            self.regions[i] += len(np.unique(labels))
+        self.totals += totals
+        self.n += 1
+
+    def curve(self) -> OracleCurve:
+        from core.camvid import class_scores
+        if not self.n:
+            raise CutTreeError("no frame was scored")
+        return OracleCurve(self.granularities, self.regions / self.n,
+                           [class_scores(m, self.totals) for m in self.matrices], self.n)
+
+
+def oracle_curve(cuts: Iterable[FrameCuts], granularities: Sequence[float]) -> OracleCurve:
+    """The oracle curve of a sequence of frames' cuts."""
+    acc = OracleAccumulator(granularities)
+    for frame in cuts:
+        acc.add(frame)
+    return acc.curve()
+
+
+def format_oracle(curve: OracleCurve, default: float, max_regions: float = 60) -> str:
+    """The curve (granularity, regions per frame, oracle mIoU, pixel accuracy), then per-class
+    IoU at the default granularity and at the best one within `max_regions` regions."""
+    from core.camvid import CLASSES
+    lines = [f"{'granularity':>11}{'regions/frame':>15}{'oracle mIoU':>13}{'pixel acc':>11}"]
+    for g, r, s in zip(curve.granularities, curve.regions_per_frame, curve.scores):
+        mark = "  <- default" if abs(g - default) < 1e-9 else ""
+        lines.append(f"{g:>11.3f}{r:>15.1f}{s.miou:>13.3f}{s.pixel_accuracy:>11.3f}{mark}")
+    at = int(np.argmin(np.abs(np.asarray(curve.granularities) - default)))
+    columns = [("default", at)]
+    best = curve.best_within(max_regions)
+    if best >= 0:
+        columns.append((f"best <= {max_regions:g}", best))
+    lines.append("")
+    lines.append(f"{'class IoU':<14}" + "".join(
+        f"{f'{name} g={curve.granularities[i]:.2f}':>20}" for name, i in columns))
+    for c, name in enumerate(CLASSES):
+        lines.append(f"{name:<14}" + "".join(f"{curve.scores[i].iou[c]:>20.3f}" for _, i in columns))
+    lines.append(f"{'mIoU':<14}" + "".join(f"{curve.scores[i].miou:>20.3f}" for _, i in columns))
+    lines.append(f"{'regions/frame':<14}" + "".join(
+        f"{curve.regions_per_frame[i]:>20.1f}" for _, i in columns))
+    lines.append(f"frames: {curve.n_frames}")
+    return "\n".join(lines)

@@ -6,6 +6,8 @@ from typing import Optional
 
 import numpy as np
 
+from core.atoms import AtomGraph
+
 
 @dataclass
 class Features:
@@ -24,6 +26,9 @@ class Features:
                assignment (docs/decisions/0003-classic-pixel-step.md).
     descriptors: optional (h, w, d) token grid that region descriptors are pooled from (label
                suggestions, core/descriptors.py); None means the tokens themselves.
+    atoms:     optional contour atoms of the image (the classic encoder): small regions that
+               follow its edges, on which the contour method builds the finer levels
+               (docs/decisions/0006-contour-atoms-and-specks.md).
     """
 
     tokens: np.ndarray
@@ -33,6 +38,7 @@ class Features:
     local: bool = False
     meta: dict = field(default_factory=dict)
     descriptors: Optional[np.ndarray] = None
+    atoms: Optional[AtomGraph] = None
 
     def __post_init__(self) -> None:
         if self.tokens.ndim != 3:

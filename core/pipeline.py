@@ -20,14 +20,18 @@ from scipy.cluster.vq import kmeans2
 from skimage.color import rgb2lab
 from threadpoolctl import threadpool_limits
 
+from core.atoms import AtomGraph, atom_map
+from core.cut.contour import contour_split
 from core.cut.hierarchy import CutNode, leaves_at
+from core.cut.methods import cuts_atoms
 from core.cut.ncut import best_bipartition, second_eigenvector
 from core.cut.walk import EIGEN_TOL
 from core.descriptors import describe
 from core.encoders import Encoder, make_encoder
 from core.features import Features
 from core.jobs import CancelToken, Progress, check_cancel, report
-from core.refine import BilinearSampler, GuidedLabels, concept_assignment, normalized_tokens, pamr
+from core.refine import (BilinearSampler, GuidedLabels, absorb_specks, concept_assignment,
+                         normalized_tokens, pamr)
 from core.settings import Settings
 from core.tree import Cutter, Node, SegmentTree, node_color
 
@@ -105,10 +109,12 @@ class Segmenter:
         deeper leaves' by descending the tree (decision 0002)."""
         s, shape = self.settings, small.shape[:2]
         shown = leaves_at(root, s.tau)
-        chooser = pixel_chooser(features, small)
+        chooser = pixel_chooser(features, small, s.cut_method)
         self._last_chooser = (features, shape, chooser)      # the cutter reuses what it built
         if features.local:
             labels = chooser.choose(shown, np.arange(shape[0] * shape[1])).reshape(shape).astype(np.int32)
+            if not cuts_atoms(s.cut_method):   # atoms merge specks in the tree (decision 0006)
+                labels = absorb_specks(labels, small)
         else:  # DiffCut's concept assignment, exactly as the reference at the shown granularity
             token_labels = np.empty(features.grid[0] * features.grid[1], dtype=np.int32)
             for index, leaf in enumerate(shown):
@@ -195,8 +201,28 @@ class GuidedChooser:
         self.guide.release()
 
 
-def pixel_chooser(features: Features, image: np.ndarray) -> Chooser:
-    """How pixels pick among segments: guided token labels for local features, else concept."""
+class AtomChooser:
+    """Contour atoms (the classic encoder): a pixel goes where its atom goes (decision 0006)."""
+
+    def __init__(self, atoms: AtomGraph, shape: tuple[int, int]) -> None:
+        self.n = atoms.n
+        self.atom_of_pixel = atom_map(atoms, shape).ravel()
+
+    def choose(self, children: Sequence[CutNode], pixels: np.ndarray) -> np.ndarray:
+        group_of = np.zeros(self.n, dtype=np.int64)
+        for k, child in enumerate(children):
+            group_of[child.tokens] = k
+        return group_of[self.atom_of_pixel[pixels]]
+
+    def release(self) -> None:
+        """Nothing is built beyond the atom map."""
+
+
+def pixel_chooser(features: Features, image: np.ndarray, method: str) -> Chooser:
+    """How pixels pick among segments: by atom when the method cuts atoms, guided token labels
+    for local features, else concept assignment."""
+    if cuts_atoms(method):
+        return AtomChooser(features.atoms, image.shape[:2])
     if features.local:
         return GuidedChooser(image, features.grid)
     return ConceptChooser(features.tokens, image.shape[:2])
@@ -272,8 +298,9 @@ CORE_COVERAGE = 0.5      # a region's core tokens: at least this share of their 
 
 class RegionCutter:
     """Splits one region in two: its core tokens' best NCut split on the graph the tree was
-    cut on (the method's `leaf_graph`: the walk's W_k, else DiffCut's affinity), else 2-means
-    on colour (decision 0004)."""
+    cut on (the method's `leaf_graph`: the walk's W_k, else DiffCut's affinity), or for a
+    method that cuts contour atoms its atoms' strongest inner boundary; else 2-means on colour
+    (decision 0004)."""
 
     def __init__(self, image: np.ndarray, features: Features, shape: tuple[int, int],
                  settings: Settings, chooser: Optional[Chooser] = None) -> None:
@@ -281,13 +308,10 @@ class RegionCutter:
         self.settings = settings
         self.shape = shape
         self.image = resized(image, shape)
-        self.chooser = chooser or pixel_chooser(features, self.image)
+        self.chooser = chooser or pixel_chooser(features, self.image, settings.cut_method)
         self._graph: Optional[np.ndarray] = None
-        h, w = features.grid
-        rows = np.minimum(np.arange(shape[0]) * h // shape[0], h - 1)
-        cols = np.minimum(np.arange(shape[1]) * w // shape[1], w - 1)
-        self.token_of_pixel = (rows[:, None] * w + cols[None, :]).ravel()
-        self.cell_size = np.bincount(self.token_of_pixel, minlength=h * w)
+        self.token_of_pixel = token_of_pixel(features, shape, settings.cut_method)
+        self.cell_size = np.bincount(self.token_of_pixel, minlength=features.flat().shape[0])
 
     def __call__(self, mask: np.ndarray) -> Optional[np.ndarray]:
         pixels = np.flatnonzero(mask)
@@ -300,14 +324,19 @@ class RegionCutter:
 
     def _token_split(self, pixels: np.ndarray) -> Optional[np.ndarray]:
         ids = self._core_tokens(pixels)
-        if len(ids) < 3:
+        if cuts_atoms(self.settings.cut_method):   # its atoms' strongest inner boundary
+            side = contour_split(self.features.atoms, ids)
+            if side is None:
+                return None
+        elif len(ids) < 3:
             return None
-        sub = self.graph()[np.ix_(ids, ids)].astype(np.float64)
-        # Regularized spectral clustering (Qin & Rohe, NeurIPS 2013): the mean degree spread
-        # over all pairs. A finest region is one the tree would not split; on the bare
-        # sub-graph its best cut isolates a boundary token whose affinity lies outside it.
-        sub += sub.sum() / len(ids) ** 2
-        side, _ = best_bipartition(sub, second_eigenvector(sub, tol=EIGEN_TOL))
+        else:
+            sub = self.graph()[np.ix_(ids, ids)].astype(np.float64)
+            # Regularized spectral clustering (Qin & Rohe, NeurIPS 2013): the mean degree spread
+            # over all pairs. A finest region is one the tree would not split; on the bare
+            # sub-graph its best cut isolates a boundary token whose affinity lies outside it.
+            sub += sub.sum() / len(ids) ** 2
+            side, _ = best_bipartition(sub, second_eigenvector(sub, tol=EIGEN_TOL))
         groups = [ids[side], ids[~side]]
         if min(len(g) for g in groups) == 0:
             return None
@@ -344,6 +373,16 @@ class RegionCutter:
             return None
         _, labels = kmeans2(lab.astype(np.float64), 2, minit="++", seed=0)
         return labels.astype(np.int32)
+
+
+def token_of_pixel(features: Features, shape: tuple[int, int], method: str) -> np.ndarray:
+    """The token (atom, or grid cell) each flat pixel of a `shape` map lies in."""
+    if cuts_atoms(method):
+        return atom_map(features.atoms, shape).ravel()
+    h, w = features.grid
+    rows = np.minimum(np.arange(shape[0]) * h // shape[0], h - 1)
+    cols = np.minimum(np.arange(shape[1]) * w // shape[1], w - 1)
+    return (rows[:, None] * w + cols[None, :]).ravel()
 
 
 def _only(pixels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

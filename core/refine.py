@@ -8,15 +8,17 @@ scores equals scoring the upsampled features; we upsample scores, which never bu
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
 from scipy import ndimage
 from scipy.spatial import cKDTree
 from skimage.color import rgb2lab
+
+if TYPE_CHECKING:
+    import torch
+
 
 
 class BilinearSampler:
@@ -88,6 +90,8 @@ def concept_assignment(tokens: np.ndarray, token_labels: np.ndarray,
     k = int(token_labels.max()) + 1
     labels = token_labels.ravel()
     emb = segment_embeddings(flat, [np.flatnonzero(labels == i) for i in range(k)])
+    import torch                      # here, not at the top: the classic pixel step never needs it (2.5 s)
+    import torch.nn.functional as F
     scores = torch.from_numpy((flat @ emb.T).T.reshape(1, k, h, w).copy())
     best = torch.full(out_shape, -torch.inf)
     out = torch.zeros(out_shape, dtype=torch.int32)
@@ -109,6 +113,8 @@ def pamr(image: np.ndarray, labels: np.ndarray, iterations: int = 10,
     neighbours' (8 per dilation), weighted by a softmax of colour similarity scaled by
     the local colour spread; the centre is not included.
     """
+    import torch
+    import torch.nn.functional as F
     img = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
     k = int(labels.max()) + 1
     if k < 2:
@@ -124,6 +130,7 @@ def pamr(image: np.ndarray, labels: np.ndarray, iterations: int = 10,
 
 def _shifts(x: torch.Tensor, dilations: Sequence[int]):
     """The 8 neighbours of every pixel at each dilation, one (B, C, H, W) view at a time."""
+    import torch.nn.functional as F
     h, w = x.shape[-2:]
     for d in dilations:
         padded = F.pad(x, (d, d, d, d), mode="replicate")
@@ -135,6 +142,7 @@ def _shifts(x: torch.Tensor, dilations: Sequence[int]):
 
 def _local_affinity(img: torch.Tensor, dilations: Sequence[int]) -> torch.Tensor:
     """Softmax over neighbours of -|x - x_n| / (0.1 std), averaged over colour channels."""
+    import torch
     with torch.no_grad():
         neigh = torch.stack(list(_shifts(img, dilations)), dim=2)
         centre = img.unsqueeze(2)
@@ -239,3 +247,58 @@ class GuidedLabels:
         rows, cols = np.divmod(pixels, self.shape[1])
         where = np.stack([(rows + 0.5) * h / self.shape[0], (cols + 0.5) * w / self.shape[1]], axis=1)
         return group_of[inside[cKDTree(centres).query(where)[1]]]
+
+
+#: a connected piece of a region smaller than this share of the image is a speck ...
+SPECK_AREA = 0.0005
+#: ... unless the CIELAB difference between the pixels on either side of its outline averages
+#: this much: about twice the colour step that separates regions at the default granularity
+STRONG_CONTRAST = 20.0
+
+
+def absorb_specks(labels: np.ndarray, image: np.ndarray, area: Optional[float] = None,
+                  contrast: float = STRONG_CONTRAST) -> np.ndarray:
+    """Labels with every weak speck given to the neighbouring piece it shares most boundary with.
+
+    A speck is a 4-connected piece of one label with fewer than `area` of the pixels whose
+    outline is weaker than `contrast` on average: small things with a sharp outline (a sign,
+    a button) stay, leftovers of the upsampling do not. `area` defaults to SPECK_AREA, read at
+    each call (bench/bench_quality.py sets it to 0 to measure the pipeline without).
+    """
+    from skimage.measure import label as connected
+    area = SPECK_AREA if area is None else area
+    pieces = connected(labels + 1, connectivity=1, background=0) - 1
+    n = int(pieces.max()) + 1
+    small = np.bincount(pieces.ravel(), minlength=n) < area * labels.size
+    if not small.any():
+        return labels
+    flat_pieces, flat_image = pieces.ravel(), image.reshape(-1, 3)
+    index = np.arange(labels.size).reshape(labels.shape)
+    a, b, s = [], [], []
+    for first, second in (((slice(None), slice(None, -1)), (slice(None), slice(1, None))),
+                          ((slice(None, -1), slice(None)), (slice(1, None), slice(None)))):
+        p, q = index[first].ravel(), index[second].ravel()
+        pa, pb = flat_pieces[p], flat_pieces[q]
+        outline = (pa != pb) & (small[pa] | small[pb])
+        p, q, pa, pb = p[outline], q[outline], pa[outline], pb[outline]
+        step = np.linalg.norm(rgb2lab(flat_image[p][None])[0] - rgb2lab(flat_image[q][None])[0], axis=1)
+        a += [pa, pb]
+        b += [pb, pa]
+        s += [step, step]
+    a, b, s = np.concatenate(a), np.concatenate(b), np.concatenate(s)
+    keep = small[a]
+    a, b, s = a[keep], b[keep], s[keep]
+    outline = np.bincount(a, s, n) / np.maximum(np.bincount(a, minlength=n), 1)
+    pairs, shared = np.unique(a.astype(np.int64) * n + b, return_counts=True)
+    speck, neighbour = np.divmod(pairs, n)
+    order = np.lexsort((-shared, speck))                 # per speck, longest boundary first
+    first = order[np.r_[True, speck[order][1:] != speck[order][:-1]]]
+    speck, neighbour = speck[first], neighbour[first]
+    weak = outline[speck] < contrast
+    target = np.arange(n)
+    target[speck[weak]] = neighbour[weak]
+    for _ in range(8):                                   # specks handed to specks follow on
+        target = target[target]
+    piece_label = np.zeros(n, dtype=labels.dtype)
+    piece_label[pieces.ravel()] = labels.ravel()
+    return piece_label[target][pieces]

@@ -2,26 +2,23 @@
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 from skimage.segmentation import find_boundaries
 
 from core.atomic_io import png_bytes
 from core.errors import CutTreeError
+from core.export.regions import upsample_nearest
 from core.tree import SegmentTree
 
 
 def frontier_label_image(tree: SegmentTree) -> np.ndarray:
-    """(H, W) frontier indices 0..K-1 at the original image size (nearest upsampling), in the
+    """(H, W) frontier indices 0..K-1 at the original image size (nearest upsampling, the same
+    pixel mapping as the COCO masks: Pillow's NEAREST rounds some centres the other way), in the
     smallest unsigned type that holds them (uint8 or uint16; int32 past 65535 segments), so a
     12000x9000 map costs 108 MB, not 432."""
     labels, _ = tree.frontier_labels()
     count = int(labels.max(initial=0)) + 1
     dtype = np.uint8 if count <= 256 else np.uint16 if count <= 65536 else np.int32
-    labels = labels.astype(dtype)
-    height, width = tree.image_size
-    if labels.shape == (height, width):
-        return labels
-    return np.asarray(Image.fromarray(labels).resize((width, height), Image.Resampling.NEAREST))
+    return upsample_nearest(labels.astype(dtype), tree.image_size)    # the COCO export's pixel mapping
 
 
 def overlay(image: np.ndarray, labels: np.ndarray, colors: np.ndarray, opacity: float = 0.45,

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
 
-from core.cut.methods import METHOD_CHOICES, METHODS, CutMethod, conflict, resolve, wanted_outputs
+from core.cut.methods import (ATOMS, METHOD_CHOICES, METHODS, CutMethod, conflict, resolve,
+                              wanted_outputs)
 from core.encoders.presets import DEFAULT_PRESET, PRESETS
 from core.errors import SettingsError
 
@@ -241,7 +242,8 @@ def _effective(settings: Settings, name: str) -> Any:
 def encoder_key(settings: Settings) -> tuple:
     """What decides an image's features: equal keys give equal features."""
     method = settings.method_spec
-    needs = (sorted(wanted_outputs(method)), method.clean_latent) if settings.encoder == "diffusion" else ()
+    needs = ((sorted(wanted_outputs(method)), method.clean_latent) if settings.encoder == "diffusion"
+             else (ATOMS in wanted_outputs(method),))    # classic: contour atoms or not
     return (*(_effective(settings, n) for n, m in META.items() if m.invalidates == REENCODE and reads(settings, n)),
             *needs)
 

@@ -51,7 +51,7 @@ def write_image(path: Path, name: str, side: int = 48) -> None:
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> Path:
     """photo.jpg, folder/ (two images, one of them in project/), project/ (labelled), coco.json,
-    and a two-image BSDS500 layout at ../shared/data/bsds500 as the README names it."""
+    and two-image BSDS500 and CamVid layouts at ../shared/data/ as the README names them."""
     top = tmp_path_factory.mktemp("docs")
     work = top / "work"
     (work / "folder").mkdir(parents=True)
@@ -74,6 +74,15 @@ def workspace(tmp_path_factory) -> Path:
         cell = np.empty((1, 1), dtype=object)
         cell[0, 0] = {"Segmentation": human}
         scipy.io.savemat(bsds / "groundTruth" / "val" / f"{name}.mat", {"groundTruth": cell})
+    camvid = top / "shared" / "data" / "camvid"
+    (camvid / "valannot").mkdir(parents=True)
+    (camvid / "val").mkdir()
+    for name in ("coffee", "chelsea"):
+        write_image(camvid / "val" / f"{name}.png", name, side=40)
+        height, width = np.asarray(Image.open(camvid / "val" / f"{name}.png")).shape[:2]
+        classes = np.full((height, width), 3, np.uint8)          # road, sky above
+        classes[: height // 3] = 0
+        Image.fromarray(classes).save(camvid / "valannot" / f"{name}.png")
     return work
 
 

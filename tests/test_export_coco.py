@@ -16,7 +16,7 @@ from core.export.coco import CocoOptions, export_project_coco, write_coco, write
 from core.export.common import ExportSource, single_items
 from core.export.image_paths import ImagePaths
 from core.export.polygons import polygons_from_rings, region_rings, self_intersects, trace_polygons
-from core.export.rle import compressed_rle
+from core.export.rle import upsampled_counts
 from core.export.selfcheck import load_coco
 from core.project import Project
 from core.tree import SegmentTree
@@ -132,7 +132,8 @@ def test_fortran_order_matches_pycocotools_and_c_order_is_refused():
     rng = np.random.default_rng(3)
     mask = rng.random((17, 23)) > 0.6
     reference = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    assert compressed_rle(mask, 0, 0, 17, 23)["counts"] == reference["counts"]
+    counts = upsampled_counts(mask, np.arange(18), np.arange(24), 17, 23).tolist()
+    assert mask_utils.frPyObjects({"size": [17, 23], "counts": counts}, 17, 23)["counts"] == reference["counts"]
     assert isinstance(reference["counts"], bytes)                  # must be decoded before json.dump
     with pytest.raises(Exception):
         mask_utils.encode(np.ascontiguousarray(mask.astype(np.uint8)))
@@ -183,16 +184,15 @@ def test_class_agnostic_single_tree_writer(tmp_path):
 
 
 def test_self_check_catches_c_order_rle_and_publishes_nothing(tmp_path, monkeypatch):
-    def c_order_rle(crop, top, left, height, width):       # the classic bug: runs in row-major order
-        full = np.zeros((height, width), dtype=np.int8)
-        full[top:top + crop.shape[0], left:left + crop.shape[1]] = crop
-        flat = full.ravel()
+    def c_order_rle(image, index):                         # the classic bug: runs in row-major order
+        height, width = image.height, image.width
+        flat = (image.labels == index).astype(np.int8).ravel()
         edges = np.flatnonzero(np.diff(flat)) + 1
         counts = np.diff(np.concatenate([[0], edges, [flat.size]])).tolist()
         counts = ([0] + counts) if flat[0] else counts
         return mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
 
-    monkeypatch.setattr("core.export.coco.compressed_rle", c_order_rle)
+    monkeypatch.setattr("core.export.coco.region_rle", c_order_rle)
     with pytest.raises(ExportError, match="self-check failed") as info:
         export(tmp_path, hard_tree(), "bad.json")
     assert "differs from the source" in str(info.value)

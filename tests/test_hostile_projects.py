@@ -82,7 +82,8 @@ def test_bad_deflate_block_is_set_aside_and_export_says_so(tmp_path: Path, capsy
     with pytest.raises(DataFormatError, match="'atom_map' cannot be read .*invalid block type"):
         load_tree_file(path)
     code, out, err = export(capsys, project, tmp_path / "coco.json")
-    assert code == 0 and "Traceback" not in err
+    assert code == 1 and "Traceback" not in err         # the README: non-zero when anything failed
+    assert err.splitlines()[-1] == "error: 1 images were skipped because their annotation files could not be read"
     skipped = [line for line in out.splitlines() if line.startswith("skipped:")]
     assert len(skipped) == 1 and path.name in skipped[0] and "kept as" in skipped[0]
     assert [p.read_bytes() for p in path.parent.glob(path.name + ".damaged-*")] == [damaged]
@@ -135,7 +136,7 @@ def test_newer_annotation_file_is_refused_and_left_in_place(tmp_path: Path, caps
     with pytest.raises(RefusedFileError, match="newer CutTree"):
         Project.open(project.folder).load_tree(2)
     code, out, _ = export(capsys, project, tmp_path / "coco.json")
-    assert code == 0 and any("newer CutTree" in line for line in out.splitlines() if line.startswith("skipped:"))
+    assert code == 1 and any("newer CutTree" in line for line in out.splitlines() if line.startswith("skipped:"))
     assert path.read_bytes() == newer and not list(path.parent.glob("*.damaged-*"))
 
 
@@ -150,7 +151,7 @@ def test_annotation_of_another_image_size_is_refused_not_exported(tmp_path: Path
         Project.open(project.folder).load_tree(1)
     code, out, _ = export(capsys, project, tmp_path / "coco.json")
     coco = json.loads((tmp_path / "coco.json").read_text())
-    assert code == 0 and [image["file_name"] for image in coco["images"]] == ["images/im1.png"]
+    assert code == 1 and [image["file_name"] for image in coco["images"]] == ["im1.png"]    # relative to the image root (export decision 0204)
     assert any("20x10" in line for line in out.splitlines() if line.startswith("skipped:"))
     assert path.read_bytes() == kept
 

@@ -67,7 +67,8 @@ def chosen_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the export; print what was written and skipped; 0 on success, 1 on failure."""
+    """Run the export; print what was written and skipped; 0 on success, 1 on failure (an image
+    skipped because its annotation file is damaged or refused counts as one)."""
     try:
         options = chosen_options(args)
         project = Project.open(args.project)
@@ -79,4 +80,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     for line in result.lines():
         print(line)
+    if result.unreadable:
+        print(f"error: {result.unreadable} images were skipped because their annotation files "
+              "could not be read", file=sys.stderr)
+        return 1
     return 0

@@ -93,7 +93,7 @@ def segment_one(segmenter: Segmenter, path: Path, out: Path, stem: str) -> None:
     tree = segmenter.cut(image, features, full_size=full_size)
     outputs = {out / f"{stem}_labels.png": lambda p: atomic_write_bytes(p, label_png_bytes(tree)),
                out / f"{stem}_overlay.png": lambda p: atomic_write_png(
-                   p, overlay(image, tree.frontier_labels()[0], frontier_colors(tree))),
+                   p, overlay(image, tree.frontier_labels()[0], frontier_colors(tree)), compress_level=1),
                out / f"{stem}_coco.json": lambda p: write_coco_instances(p, [(path.name, tree)])}
     written: list[Path] = []
     try:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 ATTENTION = "attention"      # self-attention probabilities (the diffusion encoder only)
+ATOMS = "atoms"              # contour atoms and their adjacency (the classic encoder, core.atoms)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,11 @@ def _walk(features: Features, settings: "Settings", cancel: Optional[CancelToken
     return walk_hierarchy(features, settings, cancel)
 
 
+def _contour(features: Features, settings: "Settings", cancel: Optional[CancelToken] = None) -> CutNode:
+    from core.cut.contour import contour_hierarchy
+    return contour_hierarchy(features, settings, cancel)
+
+
 def affinity_graph(features: Features, settings: "Settings") -> np.ndarray:
     """DiffCut's cosine^alpha affinity of the normalised tokens."""
     from core.cut.ncut import cosine_affinity
@@ -80,6 +86,9 @@ METHODS: dict[str, CutMethod] = {m.name: m for m in (
               clean_latent=True, default_timestep=300, pixels=_diffseg_pixels),
     CutMethod("walk", "random-walk NCut on k-step attention walks, automatic threshold",
               _walk, walk_graph, ("alpha", "walk_steps", "min_tokens"), uses=frozenset({ATTENTION})),
+    CutMethod("contour", "walk down to the default granularity, then greedy merges of contour "
+              "atoms (small high-contrast things get their own regions; decision 0006)",
+              _contour, walk_graph, ("alpha", "walk_steps", "min_tokens"), needs=frozenset({ATOMS})),
 )}
 
 AUTO = "auto"
@@ -87,13 +96,19 @@ AUTO = "auto"
 #: threshold over-segments and the walk's automatic one does not (docs/decisions/0003)
 AUTO_METHOD = {"classic": "walk", "diffusion": "diffcut"}
 #: what each encoder can give a method beyond its token grid
-ENCODER_PROVIDES = {"classic": frozenset(), "diffusion": frozenset({ATTENTION})}
+ENCODER_PROVIDES = {"classic": frozenset({ATOMS}), "diffusion": frozenset({ATTENTION})}
 METHOD_CHOICES = (AUTO, *METHODS)
 
 
 def wanted_outputs(method: CutMethod) -> frozenset[str]:
     """What the encoder should compute for `method`: what it needs and what it uses."""
     return method.needs | method.uses
+
+
+def cuts_atoms(method: str) -> bool:
+    """Whether the tree of `method` (a name) is over contour atoms rather than grid tokens; its
+    finest regions are then cut on their atoms (core.cut.contour.contour_split)."""
+    return ATOMS in METHODS[method].needs
 
 
 def resolve(method: str, encoder: str) -> CutMethod:

@@ -25,6 +25,8 @@ def make_encoder(settings: Settings) -> Encoder:
     """The encoder the settings ask for; diffusion code is imported only when needed."""
     if settings.encoder == "classic":
         from core.encoders.classic import ClassicEncoder
-        return ClassicEncoder(tokens_long_side=settings.classic_tokens)
+        from core.cut.methods import ATOMS, wanted_outputs
+        return ClassicEncoder(tokens_long_side=settings.classic_tokens,
+                              atoms=ATOMS in wanted_outputs(settings.method_spec))
     from core.encoders.diffusion import DiffusionEncoder
     return DiffusionEncoder.from_settings(settings)

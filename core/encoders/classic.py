@@ -15,6 +15,7 @@ from PIL import Image
 from scipy import ndimage
 from skimage.color import rgb2lab
 
+from core.atoms import AtomGraph, contour_atoms
 from core.features import Features
 from core.jobs import CancelToken, Progress, check_cancel, report
 
@@ -29,6 +30,9 @@ N_FOURIER = 384
 COLOR_SCALE = 10.0
 TEXTURE_SCALE = 3.0
 POSITION_SCALE = 0.05
+#: contour atoms are computed on images at most this large (long side), then upsampled
+ATOM_SIDE = 640
+ATOMS_PER_TOKEN = 4
 
 
 def token_grid(height: int, width: int, long_side: int) -> tuple[int, int]:
@@ -43,9 +47,10 @@ class ClassicEncoder:
 
     name = "classic"
 
-    def __init__(self, tokens_long_side: int = 32, seed: int = 0) -> None:
+    def __init__(self, tokens_long_side: int = 32, seed: int = 0, atoms: bool = False) -> None:
         self.tokens_long_side = tokens_long_side
         self.seed = seed
+        self.atoms = atoms
 
     def encode(self, image: np.ndarray, progress: Optional[Progress] = None,
                cancel: Optional[CancelToken] = None) -> Features:
@@ -58,9 +63,19 @@ class ClassicEncoder:
         report(progress, "encode", 0.7)
         check_cancel(cancel)
         tokens = fourier_features(cues, N_FOURIER, self.seed)
+        report(progress, "encode", 0.8)
+        atoms = self._atoms(image, h * w) if self.atoms else None
         report(progress, "encode", 1.0)
         return Features(tokens.reshape(h, w, -1), image_size=image.shape[:2], encoder="classic",
-                        local=True, descriptors=cues.reshape(h, w, -1))
+                        local=True, descriptors=cues.reshape(h, w, -1), atoms=atoms)
+
+    def _atoms(self, image: np.ndarray, tokens: int) -> AtomGraph:
+        """About ATOMS_PER_TOKEN contour atoms per token, on the image at most ATOM_SIDE large."""
+        if max(image.shape[:2]) > ATOM_SIDE:
+            scale = ATOM_SIDE / max(image.shape[:2])
+            size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+            image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BOX))
+        return contour_atoms(image, ATOMS_PER_TOKEN * tokens)
 
 
 def token_cues(small: np.ndarray, grid: tuple[int, int]) -> np.ndarray:

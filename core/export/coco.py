@@ -25,7 +25,7 @@ from core.export.image_paths import ImagePaths, assign_file_names, place_images
 from core.export.output import FileSet
 from core.export.polygons import region_rings
 from core.export.regions import ExportImage, PackedImage
-from core.export.rle import compressed_rle, crop_counts, rle_json
+from core.export.rle import region_counts, region_rle, rle_json
 from core.export.selfcheck import check_coco_instances
 from core.jobs import CancelToken, Progress
 from core.project import Category, Project
@@ -122,7 +122,6 @@ def _annotations(image: ExportImage, options: CocoOptions, report: ExportReport)
     rings = region_rings(image.labels, len(image.regions)) if options.polygons else []
     for index, region in enumerate(image.regions):
         rows, cols = region.slices
-        crop = image.crop(index)
         area, bbox = float(region.area), [float(cols.start), float(rows.start),
                                           float(cols.stop - cols.start), float(rows.stop - rows.start)]
         if options.polygons and not region.iscrowd:
@@ -133,10 +132,9 @@ def _annotations(image: ExportImage, options: CocoOptions, report: ExportReport)
             segmentation: Any = polygons
             area, bbox = polygon_area_bbox(polygons, image.height, image.width)
         elif region.iscrowd:   # COCO crowd regions use uncompressed RLE
-            segmentation = {"size": [image.height, image.width],
-                            "counts": crop_counts(crop, rows.start, cols.start, image.height, image.width)}
+            segmentation = {"size": [image.height, image.width], "counts": region_counts(image, index).tolist()}
         else:
-            segmentation = rle_json(compressed_rle(crop, rows.start, cols.start, image.height, image.width))
+            segmentation = rle_json(region_rle(image, index))
         out.append((index, {"image_id": image.image_id, "category_id": region.category_id,
                             "segmentation": segmentation, "area": area, "bbox": bbox, "iscrowd": region.iscrowd}))
     return out

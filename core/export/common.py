@@ -88,6 +88,7 @@ class ExportReport:
     holes_lost: int = 0
     parts_dropped: int = 0
     polygon_iou: Optional[tuple[float, float]] = None      # (min, mean) over annotations
+    unreadable: int = 0     # images skipped because their annotation file was damaged or refused (a failure)
 
     def lines(self) -> list[str]:
         out = [f"wrote {self.path}: {self.images} images, {self.annotations} annotations"]
@@ -190,6 +191,7 @@ def iter_images(items: Sequence[ExportItem], categories: CategoryMap, merge: set
             tree = item.load()
         except AnnotationFileError as exc:
             report_to.skipped.append(str(exc))
+            report_to.unreadable += 1
             continue
         image = export_image(tree, item.image_id, item.file_name, categories, merge, item.crowd)
         if image.empty:

@@ -32,7 +32,7 @@ from core.export.image_paths import ImagePaths, assign_file_names, label_name, p
 from core.export.output import FileSet
 from core.export.polygons import region_rings
 from core.export.regions import ExportImage
-from core.export.rle import compressed_rle
+from core.export.rle import region_rle
 from core.jobs import CancelToken, Progress
 from core.project import Project
 
@@ -181,8 +181,7 @@ def check_labels(path: Path, image: ExportImage, region_indices: list[int], min_
             raise ExportError(f"{path}: self-check failed: a line is not a normalised polygon")
         polygon = (values.reshape(-1, 2) * np.array([image.width, image.height])).ravel().tolist()
         written = mask_utils.frPyObjects([polygon], image.height, image.width)[0]
-        rows, cols = image.regions[index].slices
-        region = compressed_rle(image.crop(index), rows.start, cols.start, image.height, image.width)
+        region = region_rle(image, index)
         iou = float(mask_utils.iou([written], [region], [0])[0][0])
         if iou < min_iou:
             raise ExportError(f"{path}: self-check failed: region {index} reads back with IoU {iou:.3f}")
