@@ -71,7 +71,7 @@ def run_export(qtbot, monkeypatch, window, out):
     """Export the current image as COCO through the dialog; the summary box's lines."""
     shown = []
     monkeypatch.setattr("gui.dialogs.export_dialog.QMessageBox.information", lambda *a: shown.append(a[2]))
-    dialog = ExportDialog(window)
+    dialog = ExportDialog(window.session, window)
     qtbot.addWidget(dialog)
     dialog.path.setText(str(out))
     with qtbot.waitSignal(dialog.ended, timeout=60_000) as ended:
@@ -127,7 +127,7 @@ def test_cancel_a_running_export(qtbot, tmp_path, monkeypatch):
     window = labelled_window(qtbot, tmp_path)
     threads = []
     slow_coco_writer(monkeypatch, threads)
-    dialog = ExportDialog(window)
+    dialog = ExportDialog(window.session, window)
     qtbot.addWidget(dialog)
     out = tmp_path / "out" / "instances.json"
     dialog.path.setText(str(out))
