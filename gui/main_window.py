@@ -239,7 +239,7 @@ class MainWindow(QMainWindow):
         s.selection_changed.connect(self._selection_changed)
         s.message.connect(self.stage.setText)
         s.job_progress.connect(self._job_progress)
-        s.settings_changed.connect(self._show_engine)
+        s.settings_changed.connect(lambda: (self._show_engine(), self._sync_slider()))   # τ max maps the slider
         s.project_changed.connect(lambda: self.setWindowTitle(f"CutTree — {s.project.folder}" if s.project else "CutTree"))
         s.categories_changed.connect(self._categories_changed)
         s.problem.connect(lambda title, text: QMessageBox.warning(self, title, text))

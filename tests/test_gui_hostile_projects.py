@@ -76,7 +76,7 @@ def test_an_unexpected_error_while_opening_stops_the_threads_first(qtbot, tmp_pa
     with pytest.raises(RuntimeError, match="a bug"):
         gui.app.build_window([str(project.folder)])
     qtbot.addWidget(windows[0])
-    assert not windows[0].worker.thread.isRunning()      # no "QThread: Destroyed while running" abort
+    assert not windows[0].session.worker.thread.isRunning()      # no "QThread: Destroyed while running" abort
 
 
 def test_window_tells_that_a_damaged_annotation_was_set_aside(qtbot, tmp_path, monkeypatch) -> None:
