@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Iterator, NoReturn, Optional
 
 from core.atomic_io import atomic_write_json, atomic_write_npz
 from core.errors import CutTreeError, SettingsError, printable
+from core.image_sources import is_uri
 from core.safe_json import DataFormatError, Fields, load_json
 from core.settings import Settings
 from core.tree import History, SegmentTree, node_color
@@ -111,6 +112,8 @@ class Project:
         self.settings = settings
         self.images: dict[int, ImageEntry] = {e.id: e for e in images or []}
         self.problems: list[str] = []
+        self._paths: dict[str, int] = {}
+        self._max_id = 0
 
     # ------------------------------------------------------------------ create / open / save
     @classmethod
@@ -149,26 +152,33 @@ class Project:
         atomic_write_json(self.folder / PROJECT_FILE, data, indent=1)
 
     # ------------------------------------------------------------------ images
-    def add_image(self, image_path: Path, width: int, height: int, image_id: Optional[int] = None) -> ImageEntry:
-        """Register an image (path stored relative to the project folder when possible).
+    def add_image(self, image_path: Path | str, width: int, height: int,
+                  image_id: Optional[int] = None) -> ImageEntry:
+        """Register an image (path stored relative to the project folder when possible; a URI
+        such as s3://bucket/a.jpg is stored as it is).
 
         `image_id` keeps a given id (an imported COCO image id) when it is free; otherwise the
         next free id is used.
         """
-        image_path = Path(image_path).absolute()
         rel = self.relative_path(image_path)
         if self.find_image(image_path) is not None:
             raise ProjectError(f"{image_path} is already in the project")
         if image_id is None or image_id in self.images or not 1 <= image_id <= 2 ** 53:
-            image_id = max(self.images, default=0) + 1
+            image_id = self._max_id + 1
         digest = hashlib.sha1(rel.encode("utf-8")).hexdigest()[:8]
-        annotation = f"{ANNOTATION_DIR}/{_safe_stem(image_path.stem)}-{digest}{ANNOTATION_SUFFIX}"
+        stem = PurePosixPath(rel).stem if is_uri(rel) else Path(image_path).stem
+        annotation = f"{ANNOTATION_DIR}/{_safe_stem(stem)}-{digest}{ANNOTATION_SUFFIX}"
         entry = ImageEntry(image_id, rel, int(width), int(height), annotation)
         self.images[image_id] = entry
+        self._paths[rel] = image_id
+        self._max_id = max(self._max_id, image_id)
         return entry
 
-    def relative_path(self, image_path: Path) -> str:
-        """How `image_path` is stored: relative to the project folder, POSIX separators."""
+    def relative_path(self, image_path: Path | str) -> str:
+        """How `image_path` is stored: relative to the project folder, POSIX separators (a URI
+        string as it is)."""
+        if isinstance(image_path, str) and is_uri(image_path):
+            return image_path
         image_path = Path(image_path).absolute()
         try:
             rel = os.path.relpath(image_path, self.folder.absolute())
@@ -176,10 +186,18 @@ class Project:
             rel = str(image_path)
         return Path(rel).as_posix()
 
-    def find_image(self, image_path: Path) -> Optional[ImageEntry]:
-        """The entry of an image file already in the project, if any."""
-        rel = self.relative_path(image_path)
-        return next((e for e in self.images.values() if e.path == rel), None)
+    def find_image(self, image_path: Path | str) -> Optional[ImageEntry]:
+        """The entry of an image file (or URI) already in the project, if any."""
+        image_id = self._path_index().get(self.relative_path(image_path))
+        return None if image_id is None else self.images[image_id]
+
+    def _path_index(self) -> dict[str, int]:
+        """Stored path -> id, and the largest id, kept across calls (rebuilt when `images` changed
+        size behind their back), so adding a large dataset's images one by one is not quadratic."""
+        if len(self._paths) != len(self.images):
+            self._paths = {e.path: e.id for e in self.images.values()}
+            self._max_id = max(self.images, default=0)
+        return self._paths
 
     def display_names(self) -> dict[int, str]:
         """Short names for the images: their paths below the deepest folder holding them all
