@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Optional, Sequence
 import numpy as np
 from PIL import Image
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QUndoGroup
+from PySide6.QtGui import QUndoCommand, QUndoGroup
 
 from core.brush import stroke_mask
 from core.carry_labels import carry_labels
@@ -81,6 +81,7 @@ class Session(QObject):
         self.leaf_cuts.done.connect(self._leaf_cut)
         self.leaf_cuts.failed.connect(lambda request, text: self._say(request.owner, text))
         self._restoring = False
+        self._pushing = False
         w = self.worker.worker
         w.started.connect(self._job_started)
         w.progress.connect(self._job_progress)
@@ -257,8 +258,8 @@ class Session(QObject):
             if mode == CARRY:
                 carry_labels(old, result.tree)
             text = "re-cut, labels carried over" if mode == CARRY else "re-cut, edits discarded"
-            doc.undo.push(ReplaceTreeCommand(doc, result.tree, result.cutter, text,
-                                             lambda: self._tree_replaced(doc)))
+            self._push_command(doc, ReplaceTreeCommand(doc, result.tree, result.cutter, text,
+                                                       lambda: self._tree_replaced(doc)))
         else:
             doc.tree, doc.cutter, doc.base_edited = result.tree, result.cutter, False
             doc.undo.clear()
@@ -296,8 +297,9 @@ class Session(QObject):
 
     def _tree_replaced(self, doc: ImageDoc) -> None:
         """The image has a new tree (segmented, re-cut, or a re-cut undone): show and save it."""
-        self._set_status(doc, EDITED if doc.edited else DONE)
-        self._save_doc(doc)
+        if not self._pushing:
+            self._set_status(doc, EDITED if doc.edited else DONE)
+            self._save_doc(doc)
         if doc is self.doc:
             self.selection = []
             self.image_shown.emit(False)
@@ -361,7 +363,19 @@ class Session(QObject):
               command: type[TreeEditCommand] = TreeEditCommand) -> None:
         """Put an applied edit on its image's undo stack (any image, shown or not)."""
         assert doc.tree is not None
-        doc.undo.push(command(doc.tree, edit, text, lambda edits: self._edited(doc, edits)))
+        self._push_command(doc, command(doc.tree, edit, text, lambda edits: self._edited(doc, edits)))
+
+    def _push_command(self, doc: ImageDoc, command: QUndoCommand) -> None:
+        """Push an applied change; its status and autosave follow once the stack counts it
+        (QUndoStack.push runs the command's redo before it moves its index)."""
+        self._pushing = True
+        try:
+            doc.undo.push(command)
+        finally:
+            self._pushing = False
+        if doc.status in (DONE, EDITED):
+            self._set_status(doc, EDITED if doc.edited else DONE)
+        self._save_doc(doc)
 
     def _edited(self, doc: ImageDoc, edits: Sequence[Edit]) -> None:
         """After an edit, its undo or redo: redraw (when shown), mark edited, autosave."""
@@ -370,6 +384,8 @@ class Session(QObject):
         if doc is self.doc:
             self.selection = [n for n in self.selection if n in doc.tree.nodes]
             self.tree_edited.emit(list(edits))
+        if self._pushing:
+            return
         if doc.status in (DONE, EDITED):
             self._set_status(doc, EDITED if doc.edited else DONE)
         self._save_doc(doc)

@@ -267,3 +267,19 @@ def test_clearing_an_inherited_label_makes_the_region_explicitly_unlabelled(qtbo
     assert window.layer_model.data(window.layer_model.index_of(child, 1)) == ""
     key(qtbot, window, Qt.Key.Key_Z, CTRL)
     assert tree.effective_category(child) == window.categories[0].id
+
+
+def test_undo_survives_closing_and_reopening_the_project(qtbot, tmp_path):
+    window = labelled_project(qtbot, tmp_path)
+    folder, labelled = window.project.folder, labels(window.doc.tree)
+    key(qtbot, window, Qt.Key.Key_Q, CTRL)                       # all in the project: no question
+    assert not window.isVisible()
+    other = make_window(qtbot, tmp_path / "again" if (tmp_path / "again").mkdir() is None else tmp_path)
+    other.session.open_project(folder)
+    wait_segmented(qtbot, other)
+    assert labels(other.doc.tree) == labelled and other.doc.undo.count() == 2 and other.doc.status == "edited"
+    key(qtbot, other, Qt.Key.Key_Z, CTRL)                         # the second label goes
+    key(qtbot, other, Qt.Key.Key_Z, CTRL)                         # and the first
+    assert not any(labels(other.doc.tree).values())
+    key(qtbot, other, Qt.Key.Key_Z, CTRL | Qt.KeyboardModifier.ShiftModifier)
+    assert sum(1 for c in labels(other.doc.tree).values() if c) == 1
