@@ -52,7 +52,7 @@ def segmented_window(app: QApplication, folder: Path) -> MainWindow:
     qsettings = QSettings(str(folder / "bench.ini"), QSettings.Format.IniFormat)
     window = MainWindow(Settings(), qsettings=qsettings)
     window.show()
-    window.add_paths([path])
+    window.session.add_paths([path])
     start = time.perf_counter()
     while window.doc.tree is None:
         app.processEvents()
@@ -75,32 +75,32 @@ def measure(app: QApplication, window: MainWindow, runs: int) -> dict[str, list[
         front = tree.frontier()
         out["baseline: full redraw"].append(timed(app, lambda: FrontierOverlay().update(tree, {}, 0.45)))
         a = front[rng.integers(len(front))]
-        out["select"].append(timed(app, lambda: window.set_selection([a])))
+        out["select"].append(timed(app, lambda: window.session.set_selection([a])))
         parent = tree.nodes[a].parent
         siblings = [c for c in tree.nodes[parent].children if tree.is_frontier(c)] if parent is not None else []
         # siblings collapse their parent; otherwise two regions form a new group (a structure change)
         pair = siblings[:2] if len(siblings) >= 2 else [a, front[rng.integers(len(front))]]
         if len(set(pair)) == 2:
-            window.set_selection(pair)
-            out["merge"].append(timed(app, window.merge_selection))
+            window.session.set_selection(pair)
+            out["merge"].append(timed(app, window.session.merge_selection))
             out["undo"].append(timed(app, window.undo_group.undo))
         inner = [n for n in tree.frontier() if tree.nodes[n].children]
         if inner:
-            window.set_selection([inner[rng.integers(len(inner))]])
-            out["split"].append(timed(app, window.split_selection))
+            window.session.set_selection([inner[rng.integers(len(inner))]])
+            out["split"].append(timed(app, window.session.split_selection))
             out["undo"].append(timed(app, window.undo_group.undo))
         leaves = [n for n in tree.frontier() if not tree.nodes[n].children]
         if run % 4 == 0 and leaves:       # (a few: each takes tens of milliseconds in the background)
-            window.set_selection([leaves[rng.integers(len(leaves))]])
+            window.session.set_selection([leaves[rng.integers(len(leaves))]])
             gui_thread, until_shown = leaf_cut(app, window)
             out["leaf cut: GUI thread"].append(gui_thread)
             out["leaf cut: until shown"].append(until_shown)
             window.undo_group.undo()
-        window.set_selection([a])
-        out["relabel"].append(timed(app, lambda: window.label_by_key(1 + run % 9)))
+        window.session.set_selection([a])
+        out["relabel"].append(timed(app, lambda: window.session.label_by_key(1 + run % 9)))
         value = int(rng.integers(window.granularity.maximum()))
         out["granularity"].append(timed(app, lambda: window.granularity.setValue(value)))
-        window.set_selection([a])
+        window.session.set_selection([a])
         window.set_tool("brush")          # (choosing the tool is not part of a stroke)
         out["brush stroke"].append(timed(app, lambda: brush_stroke(window, rng)))
         window.set_tool("select")
@@ -112,7 +112,7 @@ def leaf_cut(app: QApplication, window: MainWindow) -> tuple[tuple[float, float]
     """Split the selected finest region: the GUI thread's share (starting the background cut),
     and (wall ms, GUI-thread CPU ms) until the split is shown."""
     start, cpu = time.perf_counter(), time.thread_time()
-    gui_thread = timed(app, window.split_selection)
+    gui_thread = timed(app, window.session.split_selection)
     while window.leaf_cuts.pending is not None:
         app.processEvents()
         time.sleep(0.0005)
@@ -136,6 +136,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         window = segmented_window(app, Path(tmp))
         results = measure(app, window, args.runs)
+        window.session.ask = lambda *question: "Discard"     # quitting asks about the unsaved edits
         window.close()
     print(f"\n{'operation':<22}{'runs':>5}{'median ms':>11}{'worst ms':>10}{'CPU median ms':>15}")
     for name, values in results.items():

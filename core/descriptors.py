@@ -57,43 +57,68 @@ def token_cells(shape: tuple[int, int], grid: tuple[int, int]) -> np.ndarray:
     return (rows[:, None] * w + cols[None, :]).ravel()
 
 
-def pooled(grid: DescriptorGrid, mask: np.ndarray) -> np.ndarray:
-    """The descriptor of one pixel mask, straight from its definition (token features weighted
-    by the share of each token cell inside the mask)."""
+def _mask_share(grid: DescriptorGrid, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(share of each token cell inside the mask, the (cells, d) token features)."""
     h, w, d = grid.values.shape
     cells = token_cells(mask.shape, (h, w))
     share = (np.bincount(cells[mask.ravel()], minlength=h * w)
              / np.maximum(np.bincount(cells, minlength=h * w), 1))
-    return share @ grid.values.reshape(h * w, d).astype(np.float64) / share.sum()
+    return share, grid.values.reshape(h * w, d).astype(np.float64)
 
 
-def _atom_pool(tree, grid: DescriptorGrid) -> tuple[np.ndarray, np.ndarray]:
-    """Per atom: its weighted feature sum (n_atoms, d) and total weight, cached per atom map."""
+def pooled(grid: DescriptorGrid, mask: np.ndarray) -> np.ndarray:
+    """The descriptor of one pixel mask, straight from its definition (token features weighted
+    by the share of each token cell inside the mask)."""
+    share, values = _mask_share(grid, mask)
+    return share @ values / share.sum()
+
+
+def pooled_spread(grid: DescriptorGrid, mask: np.ndarray) -> np.ndarray:
+    """The per-dimension standard deviation of the token features inside one pixel mask, with
+    the weights of `pooled`, straight from its definition."""
+    share, values = _mask_share(grid, mask)
+    mean = share @ values / share.sum()
+    return np.sqrt(share @ (values - mean) ** 2 / share.sum())
+
+
+def _atom_pool(tree, grid: DescriptorGrid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per atom: its weighted feature sum and sum of squares (n_atoms, d each) and its total
+    weight, cached per atom map."""
     key = (id(tree.atom_map), tree.atom_version, tree.n_atoms)
     if grid._cache is not None and grid._cache[0] == key:
-        return grid._cache[1], grid._cache[2]
+        return grid._cache[1:]
     h, w, d = grid.values.shape
     cells = token_cells(tree.shape, (h, w))
     n_cells = h * w
     cover = np.bincount(tree.atom_map.ravel().astype(np.int64) * n_cells + cells,
                         minlength=tree.n_atoms * n_cells).reshape(tree.n_atoms, n_cells)
     share = cover / np.maximum(np.bincount(cells, minlength=n_cells), 1)
-    sums = share @ grid.values.reshape(n_cells, d).astype(np.float64)
+    values = grid.values.reshape(n_cells, d).astype(np.float64)
+    sums, squares = share @ values, share @ values ** 2
     weights = share.sum(axis=1)
-    grid._cache = (key, sums, weights)
-    return sums, weights
+    grid._cache = (key, sums, squares, weights)
+    return sums, squares, weights
 
 
 def node_descriptors(tree, node_ids: Sequence[int]) -> np.ndarray:
     """(len(node_ids), d) descriptors of the tree's nodes; the tree must have a grid."""
+    return node_statistics(tree, node_ids)[:, :tree.descriptors.dim]
+
+
+def node_statistics(tree, node_ids: Sequence[int]) -> np.ndarray:
+    """(len(node_ids), 2d): each node's descriptor and the spread (standard deviation) of the
+    token features inside it, which tells a uniform region from a mix of two kinds."""
     grid = tree.descriptors
     if grid is None:
         raise ValueError("this tree has no descriptor grid")
-    sums, weights = _atom_pool(tree, grid)
-    out = np.empty((len(node_ids), grid.dim), dtype=np.float64)
+    sums, squares, weights = _atom_pool(tree, grid)
+    out = np.empty((len(node_ids), 2 * grid.dim), dtype=np.float64)
     for row, nid in enumerate(node_ids):
         atoms = tree.nodes[nid].atoms
-        out[row] = sums[atoms].sum(axis=0) / max(weights[atoms].sum(), 1e-12)
+        total = max(weights[atoms].sum(), 1e-12)
+        mean = sums[atoms].sum(axis=0) / total
+        out[row, :grid.dim] = mean
+        out[row, grid.dim:] = np.sqrt(np.maximum(squares[atoms].sum(axis=0) / total - mean ** 2, 0.0))
     return out
 
 

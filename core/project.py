@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, Iterator, NoReturn, Optional
 
-from core.atomic_io import atomic_write_json
+from core.atomic_io import atomic_write_json, atomic_write_npz
 from core.errors import CutTreeError, SettingsError, printable
 from core.image_sources import is_uri
 from core.safe_json import DataFormatError, Fields, load_json
 from core.settings import Settings
 from core.tree import History, SegmentTree, node_color
-from core.tree_file import NewerFileError, SavedTree, load_tree_file, save_tree_file
+from core.tree_file import NewerFileError, SavedTree, load_tree_file, tree_arrays
 
 PROJECT_FILE = "project.json"
 ANNOTATION_DIR = "annotations"
@@ -91,6 +91,15 @@ class ImageEntry:
         if self.coco_ids:
             out["coco_ids"] = [[node, ann] for node, ann in sorted(self.coco_ids.items())]
         return out
+
+
+@dataclass(frozen=True)
+class TreeSnapshot:
+    """One image's annotation file, encoded and waiting to be written."""
+
+    image_id: int
+    path: Path
+    arrays: dict[str, Any]
 
 
 class Project:
@@ -190,6 +199,21 @@ class Project:
             self._max_id = max(self.images, default=0)
         return self._paths
 
+    def display_names(self) -> dict[int, str]:
+        """Short names for the images: their paths below the deepest folder holding them all
+        (the project folder when it does), never with `../`."""
+        paths = {i: self.image_path(i) for i in self.images}
+        if not paths:
+            return {}
+        folders = [str(p.parent) for p in paths.values()] + [str(self.folder.resolve())]
+        try:
+            common = Path(os.path.commonpath(folders[:-1]))
+            inside = Path(os.path.commonpath(folders))
+            common = inside if inside == self.folder.resolve() else common
+        except ValueError:        # several drives on Windows
+            return {i: p.name for i, p in paths.items()}
+        return {i: p.relative_to(common).as_posix() for i, p in paths.items()}
+
     def image_path(self, image_id: int) -> Path:
         """The image's absolute path, symlinks resolved where they can be (a loop stays unresolved)."""
         path = self.folder / self.images[image_id].path
@@ -219,9 +243,21 @@ class Project:
     def has_tree(self, image_id: int) -> bool:
         return self.annotation_path(image_id).is_file()
 
-    def save_tree(self, image_id: int, tree: SegmentTree, history: Optional[History] = None) -> None:
+    def save_tree(self, image_id: int, tree: SegmentTree, history: Optional[History] = None,
+                  extra: Optional[dict[str, Any]] = None) -> None:
         """Write one image's annotation file atomically."""
-        save_tree_file(self.annotation_path(image_id), tree, history)
+        self.write(self.snapshot(image_id, tree, history, extra))
+
+    def snapshot(self, image_id: int, tree: SegmentTree, history: Optional[History] = None,
+                 extra: Optional[dict[str, Any]] = None) -> "TreeSnapshot":
+        """Encode one image's annotation now (about a millisecond: a consistent copy that later
+        edits cannot change); `write` it later, from any thread. The one way trees are saved."""
+        return TreeSnapshot(image_id, self.annotation_path(image_id), tree_arrays(tree, history, extra))
+
+    @staticmethod
+    def write(snapshot: "TreeSnapshot") -> None:
+        """Write a snapshot's annotation file atomically (compression and fsync: the slow part)."""
+        atomic_write_npz(snapshot.path, snapshot.arrays)
 
     def load_tree(self, image_id: int) -> Optional[SavedTree]:
         """The image's saved tree, or None when it has none; a damaged file is moved aside
@@ -375,60 +411,3 @@ def _move_aside(path: Path) -> Path:
         counter += 1
     os.replace(path, aside)
     return aside
-
-
-class Autosaver:
-    """Debounced saving: the GUI calls `touch` after every edit and `poll` from a timer.
-
-    An image is saved once `delay_s` has passed without further edits to it, or at the latest
-    `max_wait_s` after its first unsaved edit; `flush` saves everything now (on close or image
-    switch). `clock` is injectable so the timing is testable without sleeping; `save` replaces
-    `project.save_tree` (the GUI passes one that writes on a background thread).
-    """
-
-    def __init__(self, project: Project, delay_s: float = 0.5, max_wait_s: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic,
-                 save: Optional[Callable[[int, SegmentTree, Optional[History]], None]] = None) -> None:
-        self.project = project
-        self.delay_s = delay_s
-        self.max_wait_s = max_wait_s
-        self.clock = clock
-        self.save = save or project.save_tree
-        self._pending: dict[int, tuple[SegmentTree, Optional[History], float, float]] = {}
-
-    def touch(self, image_id: int, tree: SegmentTree, history: Optional[History] = None) -> None:
-        """Record that an image's tree changed (cheap: nothing is written here)."""
-        now = self.clock()
-        first = self._pending[image_id][2] if image_id in self._pending else now
-        self._pending[image_id] = (tree, history, first, now)
-
-    def pending(self) -> list[int]:
-        return list(self._pending)
-
-    def seconds_until_due(self) -> Optional[float]:
-        """How long until the next save is due (for a single-shot timer); None when nothing waits."""
-        if not self._pending:
-            return None
-        now = self.clock()
-        return max(0.0, min(self._due_at(item) for item in self._pending.values()) - now)
-
-    def poll(self) -> list[int]:
-        """Save the images whose debounce delay has passed; return their ids."""
-        now = self.clock()
-        due = [i for i, item in self._pending.items() if self._due_at(item) <= now]
-        return self._save(due)
-
-    def flush(self) -> list[int]:
-        """Save every pending image now."""
-        return self._save(list(self._pending))
-
-    def _due_at(self, item: tuple[SegmentTree, Optional[History], float, float]) -> float:
-        _, _, first, last = item
-        return min(last + self.delay_s, first + self.max_wait_s)
-
-    def _save(self, image_ids: list[int]) -> list[int]:
-        for image_id in image_ids:
-            tree, history, _, _ = self._pending[image_id]
-            self.save(image_id, tree, history)   # on failure the image stays pending
-            del self._pending[image_id]
-        return image_ids

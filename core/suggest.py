@@ -3,9 +3,13 @@ every unlabelled one (docs/decisions/0304-label-suggestions.md).
 
 Training examples are the nodes, at every granularity, of which at least PURE of the pixels
 carry one category (a label set on an inner node counts for all the pixels it covers); they
-are described by their pooled descriptors (core/descriptors.py). The classifier is multinomial
-logistic regression on standardised descriptors. Suggestions go only to nodes with no labelled
-and no ignored pixel, and never name a category the annotator rejected on that node.
+are described by their pooled descriptors and the spread of the token features inside them
+(core/descriptors.py). The classifier is multinomial logistic regression on standardised
+descriptors; a suggestion's confidence is its probability, lowered when labelled examples of
+another category lie nearly as close as those of the suggested one (the trust score of Jiang
+et al., "To Trust Or Not To Trust A Classifier", NeurIPS 2018). Suggestions go only to nodes
+with no labelled and no ignored pixel, and never name a category the annotator rejected on
+that node.
 """
 from __future__ import annotations
 
@@ -16,13 +20,16 @@ import numpy as np
 from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
-from core.descriptors import node_descriptors
+from core.descriptors import node_statistics
 from core.tree import SegmentTree, Suggestion
 
 PURE = 0.9                    # a training node: at least this share of its pixels in one category
 L2 = 1e-3                     # ridge penalty per weight, on standardised descriptors (decision 0304)
 MAX_ITERATIONS = 300
 DEFAULT_MIN_CONFIDENCE = 0.95  # bulk accept: suggestions at or above this confidence (decision 0304)
+#: full confidence needs the nearest labelled example of another category at least this many
+#: times farther than the nearest of the suggested one (decision 0304)
+TRUST_RATIO = 2.0
 _UNLABELLED, _IGNORED = -1, -2
 
 
@@ -82,7 +89,7 @@ def examples(tree: SegmentTree) -> Optional[Examples]:
     ids, majority, share, _ = _node_majorities(tree)
     keep = share >= PURE
     chosen = [nid for nid, k in zip(ids, keep) if k]
-    return Examples(node_descriptors(tree, chosen), majority[keep], tree.descriptors.source)
+    return Examples(node_statistics(tree, chosen), majority[keep], tree.descriptors.source)
 
 
 def open_nodes(tree: SegmentTree) -> list[int]:
@@ -98,17 +105,39 @@ class LinearClassifier:
         self.classes = np.unique(categories)
         self.mean = descriptors.mean(axis=0)
         self.scale = descriptors.std(axis=0) + 1e-6
-        z = self._design(descriptors)
-        target = np.searchsorted(self.classes, categories)
-        self.weights = _fit_softmax(z, target, len(self.classes))
+        self._examples = self._standardised(descriptors)
+        self._example_class = np.searchsorted(self.classes, categories)
+        self.weights = _fit_softmax(self._design(descriptors), self._example_class, len(self.classes))
+
+    def _standardised(self, descriptors: np.ndarray) -> np.ndarray:
+        return (descriptors - self.mean) / self.scale
 
     def _design(self, descriptors: np.ndarray) -> np.ndarray:
-        z = (descriptors - self.mean) / self.scale
+        z = self._standardised(descriptors)
         return np.hstack([z, np.ones((len(z), 1))])
 
     def probabilities(self, descriptors: np.ndarray) -> np.ndarray:
         """(n, classes) class probabilities."""
         return _softmax(self._design(descriptors) @ self.weights)
+
+    def trust(self, descriptors: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+        """Per row: distance to the nearest training example of another class over the distance
+        to the nearest of class index `chosen` (Jiang et al. 2018; inf when only that class
+        is near, 0 when it has no example at all)."""
+        z = self._standardised(descriptors)
+        d2 = ((z ** 2).sum(1)[:, None] - 2 * z @ self._examples.T + (self._examples ** 2).sum(1)[None, :])
+        d2 = np.maximum(d2, 0.0)
+        same = self._example_class[None, :] == chosen[:, None]
+        near_same = np.sqrt(np.where(same, d2, np.inf).min(axis=1))
+        near_other = np.sqrt(np.where(same, np.inf, d2).min(axis=1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(near_same > 0, near_other / near_same, np.inf)
+
+    def confidence(self, descriptors: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+        """Per row: the probability of class index `chosen`, times the trust score over
+        TRUST_RATIO where it is below that ratio."""
+        p = self.probabilities(descriptors)[np.arange(len(chosen)), chosen]
+        return p * np.minimum(1.0, self.trust(descriptors, chosen) / TRUST_RATIO)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -181,16 +210,18 @@ class Suggester:
         ids = open_nodes(tree)
         if not ids:
             return tree.suggestions
-        probabilities = self.model.probabilities(node_descriptors(tree, ids))
+        described = node_statistics(tree, ids)
+        probabilities = self.model.probabilities(described)
         classes = self.model.classes
         for row, nid in enumerate(ids):
-            p = probabilities[row]
             rejected = tree.nodes[nid].rejected
             if rejected:
-                p = np.where(np.isin(classes, rejected), -1.0, p)
-            best = int(p.argmax())
-            if p[best] >= 0:
-                tree.suggestions[nid] = Suggestion(int(classes[best]), float(p[best]))
+                probabilities[row, np.isin(classes, rejected)] = -1.0
+        best = probabilities.argmax(axis=1)
+        possible = probabilities[np.arange(len(ids)), best] >= 0
+        confidence = self.model.confidence(described[possible], best[possible])
+        for nid, category, value in zip(np.asarray(ids)[possible], best[possible], confidence):
+            tree.suggestions[int(nid)] = Suggestion(int(classes[category]), float(value))
         return tree.suggestions
 
 

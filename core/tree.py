@@ -32,6 +32,10 @@ Cutter = Callable[[np.ndarray], Optional[np.ndarray]]
 
 ATOM_LOG_LENGTH = 16      # atom-map changes kept for caches that follow them (atom_pixels_changed_since)
 
+#: `Node.category` of a region set explicitly unlabelled inside a labelled one (COCO ids start
+#: at 1): it stops the inheritance, and `effective_category` reports None.
+UNLABELLED = 0
+
 
 class TreeEditError(CutTreeError):
     """An edit was asked that the tree cannot do (the message says why)."""
@@ -54,7 +58,8 @@ def _frozen(atoms: Iterable[int]) -> np.ndarray:
 
 @dataclass
 class Node:
-    """One region of the tree. `category=None` means inherited from the parent."""
+    """One region of the tree. `category=None` means inherited from the parent, UNLABELLED
+    means explicitly none."""
 
     id: int
     parent: Optional[int]
@@ -97,6 +102,7 @@ class Edit:
     atoms_after: Optional[np.ndarray] = None
     next_id: tuple[int, int] = (0, 0)          # (before, after)
     n_atoms: tuple[int, int] = (0, 0)
+    granularity: Optional[tuple[Optional[float], Optional[float]]] = None   # the image's τ (before, after)
 
 
 class SegmentTree:
@@ -112,6 +118,7 @@ class SegmentTree:
         self.image_size = tuple(image_size or atom_map.shape)
         self.n_atoms = int(self.atom_map.max()) + 1 if self.atom_map.size else 0
         self.next_id = max(nodes) + 1
+        self.granularity: Optional[float] = None   # the τ the whole tree was last pruned at
         self._atom_area = np.bincount(self.atom_map.ravel(), minlength=self.n_atoms)
         self._rec: Optional[Edit] = None
         self._frontier: Optional[list[int]] = None
@@ -206,7 +213,7 @@ class SegmentTree:
         while nid is not None:
             node = self.nodes[nid]
             if node.category is not None:
-                return node.category
+                return None if node.category == UNLABELLED else node.category
             nid = node.parent
         return None
 
@@ -297,7 +304,9 @@ class SegmentTree:
         rec.next_id = (rec.next_id[0], self.next_id)
         rec.n_atoms = (rec.n_atoms[0], self.n_atoms)
         changed = [nid for nid in rec.before if not _same(rec.before[nid], rec.after[nid])]
-        if not changed and rec.pixels is None:
+        if rec.granularity is not None and rec.granularity[0] == rec.granularity[1]:
+            rec.granularity = None
+        if not changed and rec.pixels is None and rec.granularity is None:
             return None
         rec.before = {nid: rec.before[nid] for nid in changed}
         rec.after = {nid: rec.after[nid] for nid in changed}
@@ -309,13 +318,15 @@ class SegmentTree:
         self.version += 1
 
     def undo(self, edit: Edit) -> None:
-        self._apply(edit.before, edit.atoms_before, edit, edit.next_id[0], edit.n_atoms[0])
+        self._apply(edit.before, edit.atoms_before, edit, edit.next_id[0], edit.n_atoms[0], 0)
 
     def redo(self, edit: Edit) -> None:
-        self._apply(edit.after, edit.atoms_after, edit, edit.next_id[1], edit.n_atoms[1])
+        self._apply(edit.after, edit.atoms_after, edit, edit.next_id[1], edit.n_atoms[1], 1)
 
     def _apply(self, states: dict[int, Optional[Node]], atom_values: Optional[np.ndarray],
-               edit: Edit, next_id: int, n_atoms: int) -> None:
+               edit: Edit, next_id: int, n_atoms: int, side: int) -> None:
+        if edit.granularity is not None:
+            self.granularity = edit.granularity[side]
         for nid, state in states.items():
             if state is None:
                 self.nodes.pop(nid, None)
@@ -354,8 +365,13 @@ class SegmentTree:
 
     # ----------------------------------------------------------------- edits
     def set_granularity(self, granularity: float, node_id: Optional[int] = None) -> Optional[Edit]:
-        """Expand every node of the subtree whose split cost is below `granularity`."""
+        """Expand every node of the subtree whose split cost is below `granularity`; over the
+        whole tree (no `node_id`) the tree remembers it (`self.granularity`, undone with the edit)."""
         self._begin("granularity")
+        if node_id is None:
+            assert self._rec is not None
+            self._rec.granularity = (self.granularity, granularity)
+            self.granularity = granularity
         top = self.root if node_id is None else node_id
         for nid in [top] + self.descendants(top):
             node = self.nodes[nid]
@@ -621,7 +637,7 @@ class SegmentTree:
         """Remove pixel-less atoms from every node; drop nodes left without atoms."""
         emptied_leaves = []
         for atom in atoms:
-            path = self._path_to_atom(int(atom))
+            path = self.path_to_atom(int(atom))
             for nid in path:
                 node = self._touch(nid)
                 node.atoms = _frozen(node.atoms[node.atoms != atom])
@@ -633,7 +649,7 @@ class SegmentTree:
         if emptied_leaves:
             self._recompute_atoms_and_tidy()
 
-    def _path_to_atom(self, atom: int) -> list[int]:
+    def path_to_atom(self, atom: int) -> list[int]:
         """The nodes that hold an atom, from the root down to its leaf."""
         path = [self.root]
         while True:
@@ -644,13 +660,24 @@ class SegmentTree:
             path.append(holder)
 
     def label(self, node_ids: Iterable[int], category: Optional[int]) -> Optional[Edit]:
-        """Give regions a category (None = unlabelled); their sub-regions follow."""
+        """Give regions a category; their sub-regions follow. None unlabels: a region inside a
+        labelled one becomes explicitly UNLABELLED (it would inherit the label otherwise)."""
         self._begin("label")
         for nid in node_ids:
-            self._touch(nid).category = category
+            parent = self.nodes[nid].parent
+            inherited = parent is not None and self.effective_category(parent) is not None
+            self._touch(nid).category = UNLABELLED if category is None and inherited else category
             for desc in self.descendants(nid):
                 if self.nodes[desc].category is not None:
                     self._touch(desc).category = None
+        return self._end()
+
+    def set_categories(self, categories: dict[int, int], kind: str = "label") -> Optional[Edit]:
+        """Give each listed region its own category, in one edit (their sub-regions unchanged)."""
+        self._begin(kind)
+        for nid, category in categories.items():
+            if self.nodes[nid].category != category:
+                self._touch(nid).category = category
         return self._end()
 
     def forget_category(self, category: int) -> Optional[Edit]:

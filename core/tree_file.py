@@ -7,8 +7,8 @@ Layout (no pickle anywhere; read with `np.load(allow_pickle=False)`):
   `node_cost`, `node_category`, `node_flags` (bits: expanded, visible, ignored, has category),
   `node_color` (n, 3), children and atoms as CSR pairs (`child_ptr`/`child_ids`, `atom_ptr`/`atom_ids`);
 - edit pixel changes concatenated: `edit_pix_ptr`, `edit_pixels`, `edit_atoms_before`, `edit_atoms_after`;
-- `meta`: UTF-8 JSON (format, version, root, image size, next id, node names, edit kinds, extra,
-  descriptor source).
+- `meta`: UTF-8 JSON (format, version, root, image size, next id, the τ the tree was pruned at,
+  node names, edit kinds and their τ changes, extra, descriptor source).
 Since version 2 (label suggestions): rejected suggestions per node state as a CSR pair
 (`reject_ptr`/`reject_ids`); `descriptor_grid` (h, w, d) float16, when the tree has one; the
 tree's suggestions as `suggest_node`, `suggest_category`, `suggest_confidence`. Version 1 files
@@ -101,10 +101,13 @@ def tree_arrays(tree: SegmentTree, history: Optional[History] = None,
     meta = {
         "format": FORMAT, "version": VERSION, "root": int(tree.root),
         "image_size": [int(v) for v in tree.image_size], "next_id": int(tree.next_id),
+        "granularity": tree.granularity,
         "names": [node.name for _, node in states],
         "edits": [{"kind": e.kind, "next_id": list(map(int, e.next_id)), "n_atoms": list(map(int, e.n_atoms)),
                    "absent_before": g["before"], "absent_after": g["after"],
-                   "has_pixels": e.pixels is not None} for e, g in zip(edits, absent)],
+                   "has_pixels": e.pixels is not None,
+                   **({"granularity": list(e.granularity)} if e.granularity is not None else {})}
+                  for e, g in zip(edits, absent)],
         "done": len(done), "extra": extra,
         "descriptor_source": tree.descriptors.source if tree.descriptors is not None else None,
     }
@@ -309,6 +312,7 @@ def _decode(a: dict[str, np.ndarray], name: str) -> SavedTree:
                 raise meta.error(f"node {node.id} lists atoms out of range")
     tree = SegmentTree(atom_map, nodes, root, (size[0], size[1]))
     tree.next_id = max(tree.next_id, meta.int("next_id", lo=0))
+    tree.granularity = _granularity(meta.obj.get("granularity"), meta)
     _check_partition(tree, np.bincount(atom_map.ravel(), minlength=n_atoms) > 0, meta)
     history = None
     if edits:
@@ -408,6 +412,11 @@ def _edits(a: dict[str, np.ndarray], meta: Fields, states: dict[int, dict[int, N
         count = len(pixels[i])
         edit = Edit(rec.str("kind", max_len=64), before, after,
                     next_id=_pair(rec, "next_id"), n_atoms=_pair(rec, "n_atoms"))
+        if rec.has("granularity"):
+            pair = rec.list("granularity")
+            if len(pair) != 2:
+                raise rec.error("'granularity' must be a pair (before, after)")
+            edit.granularity = (_granularity(pair[0], rec), _granularity(pair[1], rec))
         if rec.bool("has_pixels"):
             edit.pixels = a["edit_pixels"][start:start + count].copy()
             edit.atoms_before = a["edit_atoms_before"][start:start + count].copy()
@@ -415,6 +424,15 @@ def _edits(a: dict[str, np.ndarray], meta: Fields, states: dict[int, dict[int, N
         start += count
         edits.append(edit)
     return edits, done
+
+
+def _granularity(value: Any, where: Fields) -> Optional[float]:
+    """A τ from the file: a finite number, or null (never pruned as a whole)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise where.error(f"granularity {value!r} is not a number")
+    return float(value)
 
 
 def _pair(rec: Fields, key: str) -> tuple[int, int]:

@@ -54,14 +54,14 @@ def _open_arguments(window: MainWindow, argv: list[str]) -> None:
     paths = [Path(a) for a in argv if not a.startswith("-")]
     projects = [p for p in paths if (p / PROJECT_FILE).exists()]
     if projects:
-        window.open_project(projects[0])
+        window.session.open_project(projects[0])
     shown = {_resolved(Path(doc.key)) for doc in window.docs}     # a project's images open once
     files = [f for p in paths if p not in projects for f in (list_images(p) if p.is_dir() else [p])
              if _resolved(f) not in shown]
     if files:
-        window.add_paths(files)
+        window.session.add_paths(files)
     elif not paths:
-        window.add_images([sample_doc(name) for name in SAMPLES])
+        window.session.add_images([sample_doc(name) for name in SAMPLES])
 
 
 def _resolved(path: Path) -> Path:

@@ -1,23 +1,25 @@
-"""Autosave writes off the GUI thread: the tree is encoded on the GUI thread (a consistent
-snapshot, about a millisecond), the file is compressed and written on a background thread
-(15-20 ms for a 1024x1024 image), one file after another in the order the edits came."""
+"""Autosave, its one owner: every edit is saved at once, off the GUI thread.
+
+`Project.snapshot` encodes the tree on the GUI thread (a consistent copy, about a millisecond);
+`Project.write` compresses and writes it on one background thread (15-20 ms at 1024x1024), one
+file after another in the order the edits came. A snapshot whose write has not started yet is
+replaced by a newer one of the same image, so a slider drag does not queue a write per step.
+"""
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Optional
+from typing import Any, Optional
 
 from PySide6.QtCore import QObject, Signal
 
-from core.atomic_io import atomic_write_npz
 from core.project import Project
 from core.tree import History, SegmentTree
-from core.tree_file import tree_arrays
 
 
-class BackgroundWriter(QObject):
-    """`save(image_id, tree, history)` for `core.project.Autosaver`; `failed` arrives on the GUI thread."""
+class Autosave(QObject):
+    """Writes one project's annotation files; `failed(image id, message)` arrives on the GUI thread."""
 
-    failed = Signal(int, str)          # image id, message
+    failed = Signal(int, str)
 
     def __init__(self, project: Project) -> None:
         super().__init__()
@@ -26,13 +28,14 @@ class BackgroundWriter(QObject):
         self._futures: list[Future] = []
         self._queued: dict[int, Future] = {}     # the latest write of each image
 
-    def save(self, image_id: int, tree: SegmentTree, history: Optional[History] = None) -> None:
+    def save(self, image_id: int, tree: SegmentTree, history: Optional[History] = None,
+             extra: Optional[dict[str, Any]] = None) -> None:
         """Snapshot the tree now; write it in the background."""
-        arrays = tree_arrays(tree, history)
+        snapshot = self.project.snapshot(image_id, tree, history, extra)
         queued = self._queued.get(image_id)
         if queued is not None:
             queued.cancel()           # not started yet: this newer snapshot supersedes it
-        future = self._pool.submit(atomic_write_npz, self.project.annotation_path(image_id), arrays)
+        future = self._pool.submit(self.project.write, snapshot)
         future.add_done_callback(lambda done: self._report(image_id, done))
         self._queued[image_id] = future
         self._futures = [f for f in self._futures if not f.done()] + [future]
@@ -49,10 +52,11 @@ class BackgroundWriter(QObject):
         return all(f.done() for f in self._futures)
 
     def wait(self) -> None:
-        """Block until every write has finished; raise the first error (for close and save)."""
+        """Block until every write has finished; raise the first error (for save, close, switch)."""
         futures, self._futures = self._futures, []
         for future in futures:
-            future.result()
+            if not future.cancelled():
+                future.result()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

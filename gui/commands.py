@@ -1,12 +1,13 @@
-"""Undo commands: each wraps one core.tree Edit (already applied when pushed)."""
+"""Undo commands: each wraps core.tree Edits (already applied when pushed), or a whole new
+tree for an image (a re-cut), so that any change of the annotator's work can be undone."""
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
-from PySide6.QtGui import QUndoCommand
+from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from core.tree import Edit, Node, SegmentTree
+from core.tree import Cutter, Edit, History, Node, SegmentTree
 
 GRANULARITY_ID = 1
 
@@ -50,12 +51,59 @@ class GranularityCommand(TreeEditCommand):
         return True
 
 
+class ReplaceTreeCommand(QUndoCommand):
+    """An image's tree replaced by a re-cut; undo brings the old tree (and its edits) back.
+    `owner` is the image document (its `tree` and `cutter` are swapped)."""
+
+    def __init__(self, owner: object, tree: SegmentTree, cutter: Optional[Cutter], text: str,
+                 changed: Callable[[], None]) -> None:
+        super().__init__(text)
+        self.owner = owner
+        self.trees = (owner.tree, tree)          # type: ignore[attr-defined]
+        self.cutters = (owner.cutter, cutter)    # type: ignore[attr-defined]
+        self.changed = changed
+
+    def redo(self) -> None:
+        self._use(1)
+
+    def undo(self) -> None:
+        self._use(0)
+
+    def _use(self, side: int) -> None:
+        self.owner.tree, self.owner.cutter = self.trees[side], self.cutters[side]   # type: ignore[attr-defined]
+        self.changed()
+
+
+def history_of(stack: QUndoStack, tree: SegmentTree, limit: int) -> History:
+    """The edits of `tree` on an undo stack, the last `limit` done ones (what a reopened project
+    can undo); the stack's commands from before a re-cut belong to another tree and stop it."""
+    history = History(tree)
+    for index in range(stack.index() - 1, -1, -1):
+        command = stack.command(index)
+        if not isinstance(command, TreeEditCommand) or command.tree is not tree or len(history.done) >= limit:
+            break
+        history.done[:0] = command.edits
+    history.done = history.done[-limit:]
+    return history
+
+
+def push_restored(stack: QUndoStack, tree: SegmentTree, history: History,
+                  changed: Callable[[Sequence[Edit]], None]) -> None:
+    """Put the done edits of a history read from a file back on an image's undo stack."""
+    for edit in history.done:
+        stack.push(TreeEditCommand(tree, edit, edit.kind, changed))
+
+
 def changed_rows(tree: SegmentTree, edits: Sequence[Edit]) -> set[int]:
     """Nodes whose layer-panel row may show something new after these edits: the nodes whose
     shown values changed (not merely expanded or collapsed: the panel compares the frontier
     itself), and the sub-regions of a relabelled node (they show the inherited category)."""
     rows: set[int] = set()
     for edit in edits:
+        if edit.pixels is not None:      # pixels moved: every region holding their atoms has a new area
+            for atom in np.unique(np.concatenate([edit.atoms_before, edit.atoms_after])):
+                if atom < tree.n_atoms:
+                    rows.update(tree.path_to_atom(int(atom)))
         for nid, before in edit.before.items():
             after = edit.after.get(nid)
             if before is None or after is None or before.category != after.category:

@@ -7,7 +7,7 @@ from typing import Optional
 import numpy as np
 from PySide6.QtGui import QUndoStack
 
-from core.tree import Cutter, SegmentTree
+from core.tree import Cutter, History, SegmentTree
 
 NOT_SEGMENTED, QUEUED, WORKING, DONE, EDITED, ERROR = (
     "not segmented", "queued", "working", "done", "edited", "error")
@@ -27,7 +27,16 @@ class ImageDoc:
     tree: Optional[SegmentTree] = None
     cutter: Optional[Cutter] = None
     undo: QUndoStack = field(default_factory=QUndoStack)
+    base_edited: bool = False            # the tree below the undo stack holds edits (loaded from a project)
+    saved_history: Optional[History] = None   # undo history read from the project, until the session takes it
+    locked: bool = False                 # its annotation file was refused: never segmented or saved over
+    recut: Optional[str] = None          # how a re-cut in flight replaces an edited tree (session.CARRY / DISCARD)
 
     @property
     def ready(self) -> bool:
         return self.tree is not None and self.image is not None
+
+    @property
+    def edited(self) -> bool:
+        """The tree holds the annotator's work (an edit not undone, or edits from the project)."""
+        return self.tree is not None and (self.undo.index() > 0 or self.base_edited)

@@ -19,6 +19,7 @@ from PySide6.QtCore import QMimeData, QModelIndex, QPersistentModelIndex, Qt, Si
 from PySide6.QtGui import QColor, QFont, QStandardItem, QStandardItemModel
 
 from core.tree import SegmentTree
+from gui.region_names import region_name
 
 COLUMNS = ("Region", "Category", "Area", "Cost")
 NODES_MIME = "application/x-cuttree-nodes"
@@ -254,9 +255,7 @@ class LayerModel(QStandardItemModel):
 
     def region_name(self, nid: int) -> str:
         assert self.tree is not None
-        node = self.tree.nodes[nid]
-        label = node.name or ("image" if nid == self.tree.root else f"region {nid}")
-        return label + (" (ignored)" if node.ignored else "")
+        return region_name(self.tree, nid, self.category_name)
 
     # ------------------------------------------------------------------ user edits through the view
     def setData(self, index: Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:

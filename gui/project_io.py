@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from core.errors import CutTreeError
 from core.project import Project, RefusedFileError
-from gui.document import EDITED, ERROR, ImageDoc
+from gui.document import DONE, EDITED, ERROR, ImageDoc
 
 
 def docs_of_project(project: Project) -> tuple[list[ImageDoc], list[str]]:
-    """One document per project image; saved trees are loaded now (pixels come from the worker).
+    """One document per project image; saved trees (and their undo histories, which the session
+    puts back on the stacks) are loaded now (pixels come from the worker).
 
     The problems returned are shown to the user: images not found, annotation files set aside
     (the image starts afresh) or refused (the image is left unannotated, so nothing overwrites them).
@@ -20,12 +21,14 @@ def docs_of_project(project: Project) -> tuple[list[ImageDoc], list[str]]:
         try:
             saved = project.load_tree(entry.id)
         except RefusedFileError as exc:
-            doc.status, doc.error = ERROR, str(exc)
+            doc.status, doc.error, doc.locked = ERROR, str(exc), True
             problems.append(str(exc))
         except (CutTreeError, OSError) as exc:      # DamagedFileError: set aside, starts afresh
             problems.append(str(exc))
         if saved is not None:
-            doc.tree, doc.status = saved.tree, EDITED
+            doc.tree, doc.saved_history = saved.tree, saved.history
+            doc.base_edited = bool(saved.extra.get("edited", True))   # files from before the flag: edited
+            doc.status = EDITED if doc.base_edited or (saved.history and saved.history.done) else DONE
         if doc.status != ERROR and not project.image_path(entry.id).is_file():
             doc.status, doc.error = ERROR, f"image file not found: {path}"
         docs.append(doc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 SHORTCUTS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "open_images": ("Open &Images…", ("Ctrl+O",), "open image files"),
     "open_folder": ("Open &Folder…", ("Ctrl+U",), "open every image of a folder"),
+    "close_image": ("&Close Image", ("Ctrl+W",), "close the shown image (asks about edits in no project)"),
     "new_project": ("&New Project…", ("Ctrl+N",), "create a project from the open images"),
     "open_project": ("Open &Project…", ("Ctrl+Shift+O",), "open a project folder"),
     "save": ("&Save", ("Ctrl+S",), "save the project (autosave also runs after each edit)"),
@@ -19,7 +20,7 @@ SHORTCUTS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "child": ("Select &Child", ("Alt+Down",), "select the first sub-region"),
     "ignore": ("&Ignore", ("I",), "mark / unmark the selection as ignored (not exported)"),
     "rename": ("Re&name…", ("F2",), "rename the selected region"),
-    "unlabel": ("&Clear Label", ("0", "Backspace"), "remove the selection's category"),
+    "unlabel": ("&Clear Label", ("0", "Backspace"), "remove the selection's category (inside a labelled region: explicitly unlabelled)"),
     "select_tool": ("Se&lect Tool", ("Esc",),
                     "click to select regions (leaves the brush or eraser); when already selecting, "
                     "cancels a running segmentation"),

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import skimage.data
 from PIL import Image
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtWidgets import QAbstractButton, QApplication, QMessageBox
 from scipy.ndimage import distance_transform_edt
 
 from core.settings import Settings
@@ -29,7 +30,8 @@ def make_window(qtbot, tmp_path: Path, segment=None, settings: Settings = TEST_S
     """A real main window with isolated QSettings."""
     qsettings = QSettings(str(tmp_path / "cuttree.ini"), QSettings.Format.IniFormat)
     window = MainWindow(settings, segment=segment, qsettings=qsettings)
-    qtbot.addWidget(window)
+    # closing at the end of a test discards unsaved edits instead of asking (tests that ask use answer())
+    qtbot.addWidget(window, before_close_func=lambda w: setattr(w.session, "ask", lambda *question: "Discard"))
     window.show()
     return window
 
@@ -66,12 +68,16 @@ def click(qtbot, window, node_id, modifier=Qt.KeyboardModifier.NoModifier):
 
 
 def key(qtbot, window, k, modifier=Qt.KeyboardModifier.NoModifier):
+    """A key press on the canvas of the (active: a closed question box leaves it inactive) window."""
+    if not window.isActiveWindow():
+        window.activateWindow()
+        qtbot.waitUntil(window.isActiveWindow)
     qtbot.keyClick(window.canvas, k, modifier)
 
 
 def segmented_window(qtbot, tmp_path):
     window = make_window(qtbot, tmp_path)
-    window.add_paths([write_sample(tmp_path)])
+    window.session.add_paths([write_sample(tmp_path)])
     wait_segmented(qtbot, window)
     window.granularity.setValue(window.granularity.maximum() // 2)
     window.doc.undo.clear()
@@ -79,3 +85,18 @@ def segmented_window(qtbot, tmp_path):
     window.activateWindow()
     window.canvas.setFocus()
     return window
+
+
+def answer(qtbot, text: str, asked: list | None = None) -> None:
+    """Click the button labelled `text` in the next question box that opens (a real click);
+    the question's text is appended to `asked`."""
+    def click_when_open() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(10, click_when_open)
+            return
+        if asked is not None:
+            asked.append(box.text())
+        button = next(b for b in box.findChildren(QAbstractButton) if b.text().replace("&", "") == text)
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    QTimer.singleShot(0, click_when_open)

@@ -31,14 +31,14 @@ CHILD = textwrap.dedent("""
     app = QApplication([])
     window = MainWindow(TEST_SETTINGS, qsettings=QSettings(sys.argv[2], QSettings.Format.IniFormat))
     window.show()
-    window.open_project(Path(sys.argv[1]))
+    window.session.open_project(Path(sys.argv[1]))
     regions = sorted(window.doc.tree.frontier())
     for i, region in enumerate(regions * 100):
         print("edit", i, flush=True)
-        window.set_selection([region])
-        window.label_selection(window.categories[(i // len(regions) + i) % 9].id)
+        window.session.set_selection([region])
+        window.session.label_selection(window.categories[(i // len(regions) + i) % 9].id)
         if i < int(sys.argv[3]):
-            while not window.autosave_idle():
+            while not window.session.autosave_idle():
                 app.processEvents()
             print("saved", i, flush=True)
         pause = time.monotonic() + 0.05        # at a person's pace: an edit every 50 ms
@@ -58,9 +58,9 @@ def labels_after(edits: int, regions: list[int], categories: list[int]) -> dict[
 @pytest.mark.parametrize("kill_after", [0, 3, 7])
 def test_killed_app_loses_at_most_the_last_edit(qtbot, tmp_path, kill_after):
     window = make_window(qtbot, tmp_path)
-    window.add_paths([write_sample(tmp_path)])
+    window.session.add_paths([write_sample(tmp_path)])
     wait_segmented(qtbot, window)
-    project = window.new_project(tmp_path / "project")
+    project = window.session.new_project(tmp_path / "project")
     categories = [c.id for c in window.categories]
     regions = sorted(window.doc.tree.frontier())
     window.close()

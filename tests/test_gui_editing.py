@@ -73,7 +73,7 @@ def test_split_beyond_atoms_and_ignore(qtbot, tmp_path):
     window = segmented_window(qtbot, tmp_path)
     tree = window.doc.tree
     leaf = max((n for n in tree.nodes.values() if not n.children), key=lambda n: tree.area(n.id)).id
-    window.set_selection([leaf])
+    window.session.set_selection([leaf])
     atoms = tree.n_atoms
     key(qtbot, window, Qt.Key.Key_S)                       # cut in the background ...
     assert "cutting" in window.stage.text() and not tree.nodes[leaf].children
@@ -92,21 +92,21 @@ def test_a_leaf_cut_that_arrives_after_another_edit_is_not_applied(qtbot, tmp_pa
     window = segmented_window(qtbot, tmp_path)
     tree = window.doc.tree
     leaves = [n for n in tree.frontier() if not tree.nodes[n].children]
-    window.set_selection([leaves[0]])
-    window.split_selection()
-    window.split_selection()                                   # one cut at a time
+    window.session.set_selection([leaves[0]])
+    window.session.split_selection()
+    window.session.split_selection()                                   # one cut at a time
     assert "still cutting" in window.stage.text()
     before = state(tree)
-    window.set_selection([leaves[1]])
-    window.label_by_key(1)                # an edit while the cut runs (no event handled before it)
+    window.session.set_selection([leaves[1]])
+    window.session.label_by_key(1)                # an edit while the cut runs (no event handled before it)
     labelled = state(tree)
     assert labelled != before
     qtbot.waitUntil(lambda: window.leaf_cuts.pending is None, timeout=10_000)
     qtbot.wait(10)
     assert "changed while the region was being cut" in window.stage.text()
     assert state(tree) == labelled and not tree.nodes[leaves[0]].children
-    window.set_selection([leaves[0]])
-    window.split_selection()                                   # asked again: done
+    window.session.set_selection([leaves[0]])
+    window.session.split_selection()                                   # asked again: done
     qtbot.waitUntil(lambda: bool(tree.nodes[leaves[0]].children), timeout=10_000)
     tree.check_invariants()
 
@@ -125,8 +125,8 @@ def test_a_leaf_cut_done_before_its_callback_is_added_still_arrives_later(qtbot,
         future.result()                  # done before `start` adds its callback
         return future
     window.leaf_cuts._pool.submit = finished_at_once
-    window.set_selection([leaf])
-    window.split_selection()
+    window.session.set_selection([leaf])
+    window.session.split_selection()
     assert not tree.nodes[leaf].children and "cutting" in window.stage.text()
     qtbot.waitUntil(lambda: bool(tree.nodes[leaf].children), timeout=5_000)
 
@@ -143,8 +143,8 @@ def test_closing_the_window_during_a_leaf_cut_drops_the_cut(qtbot, tmp_path):
         time.sleep(0.3)
         return cutter(mask)
     window.doc.cutter = slow_cut
-    window.set_selection([leaf])
-    window.split_selection()
+    window.session.set_selection([leaf])
+    window.session.split_selection()
     assert started.wait(5)
     window.close()
     time.sleep(0.5)                      # the cut ends after the window closed: nothing is applied
@@ -154,7 +154,7 @@ def test_closing_the_window_during_a_leaf_cut_drops_the_cut(qtbot, tmp_path):
 
 def test_refused_edit_explains_itself(qtbot, tmp_path):
     window = segmented_window(qtbot, tmp_path)
-    window.set_selection(window.doc.tree.frontier()[:1])
+    window.session.set_selection(window.doc.tree.frontier()[:1])
     key(qtbot, window, Qt.Key.Key_M)
     assert "at least two" in window.stage.text()
     assert window.doc.undo.count() == 0

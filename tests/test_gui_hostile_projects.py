@@ -13,6 +13,7 @@ import gui.app
 from core.project import Project
 from core.tree import SegmentTree
 from gui.main_window import MainWindow
+from gui.session import Session
 from tests.gui_helpers import make_window, write_sample
 from tests.test_hostile_projects import bad_deflate_block
 
@@ -55,7 +56,7 @@ def test_gui_argument_naming_an_unreadable_project_shows_a_dialog(qtbot, tmp_pat
     assert len(shown) == 1 and "project.json" in shown[0] and "\n" not in shown[0]
     assert window.project is None
     window.close()
-    assert not window.worker.thread.isRunning()
+    assert not window.session.worker.thread.isRunning()
 
 
 def test_an_unexpected_error_while_opening_stops_the_threads_first(qtbot, tmp_path, monkeypatch) -> None:
@@ -71,11 +72,11 @@ def test_an_unexpected_error_while_opening_stops_the_threads_first(qtbot, tmp_pa
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(MainWindow, "__init__", recording_init)
-    monkeypatch.setattr(MainWindow, "open_project", broken_open)
+    monkeypatch.setattr(Session, "open_project", broken_open)
     with pytest.raises(RuntimeError, match="a bug"):
         gui.app.build_window([str(project.folder)])
     qtbot.addWidget(windows[0])
-    assert not windows[0].worker.thread.isRunning()      # no "QThread: Destroyed while running" abort
+    assert not windows[0].session.worker.thread.isRunning()      # no "QThread: Destroyed while running" abort
 
 
 def test_window_tells_that_a_damaged_annotation_was_set_aside(qtbot, tmp_path, monkeypatch) -> None:
@@ -85,7 +86,7 @@ def test_window_tells_that_a_damaged_annotation_was_set_aside(qtbot, tmp_path, m
     warnings = []
     monkeypatch.setattr("gui.main_window.QMessageBox.warning", lambda *args: warnings.append(args[2]))
     window = make_window(qtbot, tmp_path)
-    window.open_project(project.folder)
+    window.session.open_project(project.folder)
     assert len(warnings) == 1 and path.name in warnings[0] and "kept as" in warnings[0]
     assert not path.exists() and len(list(path.parent.glob(path.name + ".damaged-*"))) == 1
     assert window.docs[0].status != "error"                 # the image starts afresh
@@ -104,13 +105,13 @@ def test_window_refuses_a_newer_annotation_and_never_overwrites_it(qtbot, tmp_pa
     warnings = []
     monkeypatch.setattr("gui.main_window.QMessageBox.warning", lambda *args: warnings.append(args[2]))
     window = make_window(qtbot, tmp_path)
-    window.open_project(project.folder)
+    window.session.open_project(project.folder)
     assert len(warnings) == 1 and "newer CutTree" in warnings[0]
     doc = window.docs[0]
     assert doc.status == "error" and doc.tree is None and "newer CutTree" in doc.error
-    window.show_image(0)
+    window.session.show_image(0)
     qtbot.wait(200)
-    assert not window.worker.busy()                         # not re-segmented
-    window.save()
-    window.flush_autosave()
+    assert not window.session.worker.busy()                         # not re-segmented
+    window.session.save()
+    window.session.flush_autosave()
     assert path.read_bytes() == newer

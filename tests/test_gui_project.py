@@ -9,39 +9,40 @@ from pycocotools.coco import COCO
 from pycocotools import mask as mask_utils
 from PySide6.QtCore import Qt, QTimer
 
-from gui import autosave, exporting
+from core import project as project_module
+from gui import exporting
 from gui.dialogs.export_dialog import ExportDialog
 from tests.gui_helpers import make_window, wait_segmented, write_sample
 
 
 def labelled_window(qtbot, tmp_path):
     window = make_window(qtbot, tmp_path)
-    window.add_paths([write_sample(tmp_path)])
+    window.session.add_paths([write_sample(tmp_path)])
     wait_segmented(qtbot, window)
     tree = window.doc.tree
     window.granularity.setValue(window.granularity.maximum() // 2)
     front = tree.frontier()
-    window.set_selection(front[:2])
-    window.label_selection(window.categories[0].id)
-    window.set_selection(front[2:3])
-    window.label_selection(window.categories[5].id)
+    window.session.set_selection(front[:2])
+    window.session.label_selection(window.categories[0].id)
+    window.session.set_selection(front[2:3])
+    window.session.label_selection(window.categories[5].id)
     return window
 
 
 def test_new_project_autosave_and_reopen(qtbot, tmp_path):
     window = labelled_window(qtbot, tmp_path)
-    project = window.new_project(tmp_path / "project")
+    project = window.session.new_project(tmp_path / "project")
     tree = window.doc.tree
-    window.set_selection(tree.frontier()[3:4])
-    window.toggle_ignore()                       # an edit after the save: autosave must catch it
-    qtbot.waitUntil(window.autosave_idle, timeout=10_000)
+    window.session.set_selection(tree.frontier()[3:4])
+    window.session.toggle_ignore()                       # an edit after the save: autosave must catch it
+    qtbot.waitUntil(window.session.autosave_idle, timeout=10_000)
     expected = (tree.frontier(), {n: tree.effective_category(n) for n in tree.frontier()},
                 {n: tree.nodes[n].ignored for n in tree.frontier()}, tree.atom_map.copy())
 
     second = tmp_path / "second"
     second.mkdir()
     other = make_window(qtbot, second)
-    other.open_project(project.folder)
+    other.session.open_project(project.folder)
     assert [d.status for d in other.docs] == ["edited"]
     assert other.doc.ready
     again = other.doc.tree
@@ -53,14 +54,14 @@ def test_new_project_autosave_and_reopen(qtbot, tmp_path):
 
 def test_autosave_writes_off_the_gui_thread(qtbot, tmp_path, monkeypatch):
     window = labelled_window(qtbot, tmp_path)
-    project = window.new_project(tmp_path / "project")
+    project = window.session.new_project(tmp_path / "project")
     threads = []
-    real_write = autosave.atomic_write_npz
-    monkeypatch.setattr(autosave, "atomic_write_npz",
+    real_write = project_module.atomic_write_npz
+    monkeypatch.setattr(project_module, "atomic_write_npz",
                         lambda *a: (threads.append(threading.current_thread()), real_write(*a)))
-    window.set_selection(window.doc.tree.frontier()[:1])
-    window.toggle_ignore()
-    qtbot.waitUntil(lambda: bool(threads) and window.autosave_idle(), timeout=10_000)
+    window.session.set_selection(window.doc.tree.frontier()[:1])
+    window.session.toggle_ignore()
+    qtbot.waitUntil(lambda: bool(threads) and window.session.autosave_idle(), timeout=10_000)
     assert threads[0] is not threading.main_thread()
     saved = project.load_tree(window.doc.project_id).tree
     assert saved.nodes[window.selection[0]].ignored
@@ -70,7 +71,7 @@ def run_export(qtbot, monkeypatch, window, out):
     """Export the current image as COCO through the dialog; the summary box's lines."""
     shown = []
     monkeypatch.setattr("gui.dialogs.export_dialog.QMessageBox.information", lambda *a: shown.append(a[2]))
-    dialog = ExportDialog(window)
+    dialog = ExportDialog(window.session, window)
     qtbot.addWidget(dialog)
     dialog.path.setText(str(out))
     with qtbot.waitSignal(dialog.ended, timeout=60_000) as ended:
@@ -126,7 +127,7 @@ def test_cancel_a_running_export(qtbot, tmp_path, monkeypatch):
     window = labelled_window(qtbot, tmp_path)
     threads = []
     slow_coco_writer(monkeypatch, threads)
-    dialog = ExportDialog(window)
+    dialog = ExportDialog(window.session, window)
     qtbot.addWidget(dialog)
     out = tmp_path / "out" / "instances.json"
     dialog.path.setText(str(out))
@@ -142,12 +143,12 @@ def test_cancel_a_running_export(qtbot, tmp_path, monkeypatch):
 
 def test_keyboard_navigation_between_images(qtbot, tmp_path):
     window = make_window(qtbot, tmp_path)
-    window.add_paths([write_sample(tmp_path, "astronaut"), write_sample(tmp_path, "coffee")])
+    window.session.add_paths([write_sample(tmp_path, "astronaut"), write_sample(tmp_path, "coffee")])
     wait_segmented(qtbot, window, 0)
     wait_segmented(qtbot, window, 1)
     window.activateWindow()
     window.canvas.setFocus()
     qtbot.keyClick(window.canvas, Qt.Key.Key_D)
-    assert window.current == 1 and window.files.list.currentRow() == 1
+    assert window.session.current == 1 and window.files.list.currentRow() == 1
     qtbot.keyClick(window.canvas, Qt.Key.Key_A)
-    assert window.current == 0
+    assert window.session.current == 0

@@ -7,7 +7,7 @@ import numpy as np
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QMessageBox
 
-from tests.gui_helpers import click, inner_pixel, key, segmented_window, state
+from tests.gui_helpers import answer, click, inner_pixel, key, segmented_window, state
 
 LEFT = Qt.MouseButton.LeftButton
 NO_MOD = Qt.KeyboardModifier.NoModifier
@@ -103,7 +103,7 @@ def test_drag_in_the_layer_panel_regroups_and_refuses_a_drop_into_a_descendant(q
 
 def test_category_manager_adds_renames_recolours_reorders_and_deletes(qtbot, tmp_path, monkeypatch):
     window = segmented_window(qtbot, tmp_path)
-    project = window.new_project(tmp_path / "project")
+    project = window.session.new_project(tmp_path / "project")
     panel, tree = window.category_panel, window.doc.tree
     region = tree.frontier()[0]
     first = window.categories[0]
@@ -127,8 +127,8 @@ def test_category_manager_adds_renames_recolours_reorders_and_deletes(qtbot, tmp
     stored = type(project).open(project.folder).categories
     assert [(c.id, c.name, c.color) for c in stored] == [(c.id, c.name, c.color) for c in window.categories]
 
-    monkeypatch.setattr("gui.main_window.QMessageBox.question", lambda *a: QMessageBox.StandardButton.Yes)
-    window.delete_category(added.id)
+    answer(qtbot, "Delete category")
+    window.session.delete_category(added.id)
     assert added.id not in {c.id for c in window.categories}
     assert tree.effective_category(region) is None
     key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
@@ -144,8 +144,8 @@ def test_layer_panel_keeps_its_expansion_across_structure_changes(qtbot, tmp_pat
     kept = next(n for n in tree.nodes.values() if n.children and n.id != tree.root).id
     panel.expand(model.index_of(kept))
     a, b = front[0], front[-1]
-    window.set_selection([a, b])
-    window.merge_selection()                        # not siblings: a new group node (structure change)
+    window.session.set_selection([a, b])
+    window.session.merge_selection()                        # not siblings: a new group node (structure change)
     tree.check_invariants()
     group = window.selection[0]
     assert tree.nodes[group].children == [a, b]
@@ -158,7 +158,7 @@ def test_layer_panel_keeps_its_expansion_across_structure_changes(qtbot, tmp_pat
 
 def test_loading_a_label_set_keeps_used_categories_and_reports_a_bad_file(qtbot, tmp_path, monkeypatch):
     window = segmented_window(qtbot, tmp_path)
-    project = window.new_project(tmp_path / "project")
+    project = window.session.new_project(tmp_path / "project")
     panel, tree = window.category_panel, window.doc.tree
     region = tree.frontier()[0]
     click(qtbot, window, region)
@@ -211,21 +211,21 @@ def test_layer_panel_mirrors_the_tree_through_edits_undo_and_a_checkbox_click(qt
         front = tree.frontier()
         kind = step % 6
         if kind == 0:
-            window.set_selection([int(n) for n in rng.choice(front, 2, replace=False)])
-            window.merge_selection()
+            window.session.set_selection([int(n) for n in rng.choice(front, 2, replace=False)])
+            window.session.merge_selection()
         elif kind == 1:
             inner = [n for n in front if tree.nodes[n].children]
             if inner:
-                window.set_selection([inner[0]])
-                window.split_selection()
+                window.session.set_selection([inner[0]])
+                window.session.split_selection()
         elif kind == 2:
-            window.set_selection([int(rng.choice(front))])
-            window.label_by_key(int(rng.integers(1, 4)))
+            window.session.set_selection([int(rng.choice(front))])
+            window.session.label_by_key(int(rng.integers(1, 4)))
         elif kind == 3:
             window.granularity.setValue(int(rng.integers(window.granularity.maximum())))
         elif kind == 4:
             moved, target = (int(n) for n in rng.choice(front, 2, replace=False))
-            window.regroup([moved], target)
+            window.session.regroup([moved], target)
         else:
             window.undo_group.undo()
         tree.check_invariants()

@@ -9,7 +9,7 @@ from tests.gui_helpers import canvas_pixels, make_window, wait_segmented, write_
 
 def test_window_segments_and_shows_overlay(qtbot, tmp_path):
     window = make_window(qtbot, tmp_path)
-    window.add_paths([write_sample(tmp_path)])
+    window.session.add_paths([write_sample(tmp_path)])
     wait_segmented(qtbot, window)
     doc = window.doc
     assert doc.status == "done"
@@ -25,7 +25,7 @@ def test_window_segments_and_shows_overlay(qtbot, tmp_path):
 
 def test_granularity_slider_reprunes(qtbot, tmp_path):
     window = make_window(qtbot, tmp_path)
-    window.add_paths([write_sample(tmp_path)])
+    window.session.add_paths([write_sample(tmp_path)])
     wait_segmented(qtbot, window)
     tree = window.doc.tree
     window.granularity.setValue(window.granularity.maximum())
@@ -43,7 +43,7 @@ def test_folder_argument_opens_its_images(qtbot, tmp_path):
     window = build_window([str(tmp_path)])
     qtbot.addWidget(window)
     assert [d.name for d in window.docs] == ["astronaut.png", "coffee.png"]
-    window.cancel_segmentation()
+    window.session.cancel_segmentation()
 
 
 def test_status_bar_names_an_explicit_device_without_checking_it(qtbot, tmp_path):

@@ -32,7 +32,7 @@ def test_gui_thread_keeps_running_while_encoder_works(qtbot, tmp_path):
     ticks = []
     timer = QTimer(interval=20, timeout=lambda: ticks.append(time.monotonic()))
     timer.start()
-    window.add_paths([write_sample(tmp_path)])
+    window.session.add_paths([write_sample(tmp_path)])
     qtbot.waitUntil(lambda: window.doc.status == "working", timeout=SEGMENT_TIMEOUT_MS)
     ticks_before = len(ticks)
     qtbot.waitUntil(lambda: window.progress.value() >= 50, timeout=SEGMENT_TIMEOUT_MS)
@@ -46,7 +46,7 @@ def test_gui_thread_keeps_running_while_encoder_works(qtbot, tmp_path):
 def test_cancel_running_segmentation(qtbot, tmp_path):
     slow = SlowEncoder(30.0)
     window = make_window(qtbot, tmp_path, segment=slow)
-    window.add_paths([write_sample(tmp_path)])
+    window.session.add_paths([write_sample(tmp_path)])
     qtbot.waitUntil(lambda: window.doc.status == "working", timeout=SEGMENT_TIMEOUT_MS)
     assert window.cancel_button.isVisible()
     window.cancel_button.click()
@@ -62,12 +62,12 @@ def test_corrupt_image_gets_error_status_while_others_work(qtbot, tmp_path, monk
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 10)
     good = write_sample(tmp_path)
     window = make_window(qtbot, tmp_path)
-    window.add_paths([bad, good])
+    window.session.add_paths([bad, good])
     qtbot.waitUntil(lambda: window.docs[0].status == "error", timeout=SEGMENT_TIMEOUT_MS)
     assert "broken.png" in window.docs[0].error
     assert "[error]" in window.files.status_text(0)
     assert warnings and "broken.png" in warnings[0]
     wait_segmented(qtbot, window, 1)               # prefetched despite the error
-    window.step_image(1)
+    window.session.step_image(1)
     assert window.doc is window.docs[1] and window.doc.status == "done"
     assert window.canvas.layer_visible("overlay")

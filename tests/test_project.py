@@ -1,6 +1,8 @@
 """Project folders: round trips, missing images, damaged and hostile files, migration, autosave."""
 from __future__ import annotations
 
+import copy
+
 import io
 import json
 import math
@@ -14,7 +16,7 @@ import pytest
 import core.project as project_module
 import core.tree_file as tree_file
 from core.atomic_io import npz_bytes
-from core.project import Autosaver, DamagedFileError, Project, ProjectError
+from core.project import DamagedFileError, Project, ProjectError
 from core.safe_json import DataFormatError
 from core.settings import Settings
 from core.tree import History, SegmentTree
@@ -225,46 +227,18 @@ def test_create_refuses_to_overwrite(tmp_path):
         Project.create(tmp_path / "proj")
 
 
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-
-def test_autosave_is_debounced(tmp_path):
+def test_snapshot_is_what_the_tree_was_and_write_puts_it_on_disk(tmp_path):
+    """Autosave's pair: a snapshot taken now is not changed by later edits; write stores it."""
     project = make_project(tmp_path)
-    clock = FakeClock()
-    saver = Autosaver(project, delay_s=0.5, max_wait_s=5.0, clock=clock)
     tree, history = edited_tree()
-    saver.touch(1, tree, history)
-    clock.now = 0.3
-    assert saver.poll() == [] and not project.has_tree(1)
-    saver.touch(1, tree, history)                                    # another edit restarts the delay
-    clock.now = 0.7
-    assert saver.poll() == [] and saver.seconds_until_due() == pytest.approx(0.1)
-    clock.now = 0.8
-    assert saver.poll() == [1] and saver.pending() == []
-    assert same_tree(project.load_tree(1).tree, tree)
-    assert saver.seconds_until_due() is None
-
-
-def test_autosave_does_not_wait_forever_and_flushes(tmp_path):
-    project = make_project(tmp_path)
-    clock = FakeClock()
-    saver = Autosaver(project, delay_s=0.5, max_wait_s=2.0, clock=clock)
-    tree = hard_tree()
-    saved_at = None
-    for step in range(20):                                           # an edit every 0.25 s
-        clock.now = step * 0.25
-        saver.touch(1, tree)
-        if saver.poll():
-            saved_at = clock.now
-            break
-    assert saved_at == 2.0
-    saver.touch(2, tree)
-    assert saver.flush() == [2] and project.has_tree(2)
+    expected = copy.deepcopy(tree)
+    snapshot = project.snapshot(1, tree, history, {"edited": True})
+    history.push(tree.label([tree.frontier()[0]], 3))                # an edit after the snapshot
+    assert not project.has_tree(1)
+    Project.write(snapshot)
+    saved = project.load_tree(1)
+    assert same_tree(saved.tree, expected) and not same_tree(saved.tree, tree)
+    assert saved.extra == {"edited": True} and len(saved.history.done) == len(history.done) - 1
 
 
 def test_shipped_label_set_has_nine_categories_for_the_number_keys():

@@ -10,12 +10,12 @@ import pytest
 from PIL import Image
 
 import main as entry
-from core.descriptors import node_descriptors, pooled
+from core.descriptors import node_descriptors, node_statistics, pooled, pooled_spread
 from core.pipeline import Segmenter
 from core.project import Category, Project
 from core.safe_json import DataFormatError
 from core.settings import Settings
-from core.suggest import Suggester, confident_frontier
+from core.suggest import LinearClassifier, Suggester, confident_frontier
 from core.tree import History
 from core.tree_file import decode_tree_file, tree_arrays, tree_file_bytes
 from core.atomic_io import npz_bytes
@@ -83,6 +83,23 @@ def test_descriptors_equal_pooling_the_grid_directly(scenes):
     for nid in copy.nodes:
         np.testing.assert_allclose(node_descriptors(copy, [nid])[0], pooled(copy.descriptors, copy.mask(nid)),
                                    rtol=1e-6, atol=1e-6)
+        spread = node_statistics(copy, [nid])[0, copy.descriptors.dim:]
+        np.testing.assert_allclose(spread, pooled_spread(copy.descriptors, copy.mask(nid)), rtol=1e-4, atol=1e-4)
+    merged = max(copy.nodes, key=copy.area)
+    assert node_statistics(copy, [merged])[0, copy.descriptors.dim:].max() > 0   # a mix of textures spreads
+
+
+def test_confidence_drops_where_another_category_is_as_near():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal([0, 0], 0.3, (40, 2)), rng.normal([4, 0], 0.3, (40, 2))
+    model = LinearClassifier(np.vstack([a, b]), np.repeat([1, 2], 40))
+    queries = np.array([[0.0, 0.0], [2.0, 0.0], [2.0, 30.0]])    # inside A, between, far from both
+    chosen = model.probabilities(queries).argmax(axis=1)
+    p = model.probabilities(queries)[np.arange(3), chosen]
+    confidence = model.confidence(queries, chosen)
+    assert confidence[0] == pytest.approx(p[0]) and p[0] > 0.95
+    assert confidence[1] < 0.7 * p[1]                              # both categories equally near
+    assert p[2] > 0.5 and confidence[2] < 0.6 * p[2]               # the linear model extrapolates; trust does not
 
 
 def test_one_labelled_image_carries_planted_textures_to_the_others(scenes):
@@ -170,7 +187,7 @@ def test_propagate_summarises_each_image_and_accepts_undoably(project, capsys):
     assert entry.main(["propagate", str(project.folder), "--min-confidence", "0.5"]) == 0
     out = capsys.readouterr().out
     assert all(f"scene{i}.png" in out for i in range(4)) and "0 accepted" in out
-    assert entry.main(["propagate", str(project.folder), "--min-confidence", "0.5", "--accept"]) == 0
+    assert entry.main(["propagate", str(project.folder), "--min-confidence", "0", "--accept"]) == 0
     saved = Project.open(project.folder).load_tree(2)
     assert all(saved.tree.effective_category(n) is not None for n in saved.tree.frontier())
     saved.history.undo()

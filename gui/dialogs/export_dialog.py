@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
                                QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QProgressBar,
                                QPushButton, QRadioButton, QWidget)
 
@@ -23,7 +23,7 @@ from core.jobs import CancelToken, Progress
 from gui.exporting import ExportThread, export, snapshot
 
 if TYPE_CHECKING:
-    from gui.main_window import MainWindow
+    from gui.session import Session
 
 
 class ExportDialog(QDialog):
@@ -31,9 +31,9 @@ class ExportDialog(QDialog):
 
     ended = Signal(bool, list)            # succeeded, summary lines (or the error message)
 
-    def __init__(self, window: "MainWindow") -> None:
-        super().__init__(window)
-        self.window_ = window
+    def __init__(self, session: "Session", parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.session = session
         self.setWindowTitle("Export")
         self.format = QComboBox()
         for fmt in FORMATS.values():
@@ -41,11 +41,14 @@ class ExportDialog(QDialog):
         self.options = FormatOptions()
         self.format.currentIndexChanged.connect(self._format_changed)
         self.options.changed.connect(self._target_changed)
-        self.current = QRadioButton("current image", checked=True)
+        self.current = QRadioButton("current image")
         self.whole = QRadioButton("whole project")
-        self.whole.setEnabled(window.project is not None)
-        self.whole.setChecked(window.project is not None)
-        default = (window.project.folder if window.project else Path.home()) / "export" / "instances.json"
+        self.scope = QButtonGroup(self)          # one choice: the current image or the whole project
+        self.scope.addButton(self.current)
+        self.scope.addButton(self.whole)
+        self.whole.setEnabled(session.project is not None)
+        (self.whole if session.project is not None else self.current).setChecked(True)
+        default = (session.project.folder if session.project else Path.home()) / "export" / "instances.json"
         self.path = QLineEdit(str(default))
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
@@ -100,7 +103,7 @@ class ExportDialog(QDialog):
 
     def prepare(self) -> Callable[[Progress, CancelToken], ExportReport]:
         """Fix what to export (on the GUI thread): save the project or copy the current tree."""
-        w = self.window_
+        w = self.session
         doc = w.doc
         project = w.project if self.whole.isChecked() else None
         if project is None and (doc is None or doc.tree is None):
@@ -142,7 +145,7 @@ class ExportDialog(QDialog):
 
     def _set_running(self, running: bool) -> None:
         for widget in (self.format, self.current, self.whole, self.options, self.path):
-            widget.setEnabled(not running and (widget is not self.whole or self.window_.project is not None))
+            widget.setEnabled(not running and (widget is not self.whole or self.session.project is not None))
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(not running)
         self.progress.setVisible(running)
         self.stage.setText("exporting…" if running else "")
