@@ -64,6 +64,11 @@ def _contour(features: Features, settings: "Settings", cancel: Optional[CancelTo
     return contour_hierarchy(features, settings, cancel)
 
 
+def _atom_walk(features: Features, settings: "Settings", cancel: Optional[CancelToken] = None) -> CutNode:
+    from core.cut.atom_walk import atom_walk_hierarchy
+    return atom_walk_hierarchy(features, settings, cancel)
+
+
 def affinity_graph(features: Features, settings: "Settings") -> np.ndarray:
     """DiffCut's cosine^alpha affinity of the normalised tokens."""
     from core.cut.ncut import cosine_affinity
@@ -89,6 +94,9 @@ METHODS: dict[str, CutMethod] = {m.name: m for m in (
     CutMethod("contour", "walk down to the default granularity, then greedy merges of contour "
               "atoms (small high-contrast things get their own regions; decision 0006)",
               _contour, walk_graph, ("alpha", "walk_steps", "min_tokens"), needs=frozenset({ATOMS})),
+    CutMethod("atomwalk", "random-walk NCut on a sparse graph of contour atoms (low-rank k-step "
+              "walk; finer regions than the token grid; decision 0008)",
+              _atom_walk, walk_graph, ("walk_steps",), needs=frozenset({ATOMS})),
 )}
 
 AUTO = "auto"

@@ -1,0 +1,215 @@
+"""The atom walk: the random-walk NCut (core.cut.walk) on a sparse graph of contour atoms.
+
+The walk method cuts a dense graph of grid tokens (~30 px cells on CamVid), so nothing smaller
+than a cell is ever its own region, and a finer grid is cubic in cost (decision 0007). Here
+the nodes are the contour atoms (core.atoms, ~4 per token, following image edges) and only
+adjacent atoms are linked, which keeps the graph sparse:
+
+- W: adjacent atoms I, J weigh their common boundary length times a Gaussian of the difference
+  of their mean CIELAB colour and token-scale texture (the encoder's scaled cues, CUE_WEIGHT),
+  times exp(-b / BOUNDARY_SCALE) of the mean contour strength b along that boundary: the
+  intervening-contour cue of Fowlkes, Martin and Malik (CVPR 2003) reduced to adjacent regions.
+  Each atom's self-loop equals its other weights (a lazy walk: eigenvalues in [0, 1]).
+- k-step walk without a dense matrix power: for a symmetric W, Pi P^k = F F^T with
+  F = D^1/2 U Lambda^(k/2) / sqrt(vol), U, Lambda the eigenpairs of D^-1/2 W D^-1/2 (diffusion
+  maps, Coifman & Lafon, ACHA 2006). Only the N_EIGEN dominant pairs are kept (the rest decay
+  as lambda^k); they come from k/2 steps of subspace iteration on the sparse matrix. A node's
+  sub-problem is then an (N_EIGEN, N_EIGEN) eigenproblem and its threshold sweep prefix sums of
+  F's rows, whatever the atom count.
+- Automatic k and threshold as the walk (decision 0302): k makes the walk's per-axis spread
+  SPREAD of the long side; a split's NCut is divided by the same split's NCut under a
+  Gaussian walk on atom centroids (weighted by area, kernel by random Fourier features) with
+  that spread, and costs follow `core.cut.walk.ratio_cost`. The truncation inflates the
+  ratios: the useful levels sit at granularity 0.9-1 (decision 0008), so run it with tau_max 1.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+import scipy.sparse as sp
+
+from core.atoms import AtomGraph
+from core.cut.hierarchy import CutNode
+from core.cut.ncut import N_THRESHOLDS
+from core.cut.walk import SPREAD, ratio_cost
+from core.features import Features
+from core.jobs import CancelToken, check_cancel
+from core.settings import Settings
+
+#: eigenpairs of the atom graph kept for the k-step walk (the rest decay as lambda^k)
+N_EIGEN = 160
+#: contour strength (Lab units, core.atoms.contour_strength) that divides an edge weight by e
+BOUNDARY_SCALE = 8.0
+#: colour and texture scales of the edge weights, in the encoder's scaled cue units
+CUE_WEIGHT = 0.3
+
+
+def atom_cues(graph: AtomGraph, features: Features) -> np.ndarray:
+    """(n, d) cues per atom: its mean Lab (scaled as the encoder's) and the texture of the
+    token cells under it (the encoder's scaled cues, bilinear at the atom's centroid)."""
+    from core.encoders.classic import COLOR_SCALE
+    lab = graph.lab_sum / np.maximum(graph.sizes, 1)[:, None] / COLOR_SCALE
+    cues = features.descriptors if features.descriptors is not None else None
+    if cues is None:
+        return lab
+    texture = cues[..., 3:-2]
+    centre = atom_centroids(graph)
+    h, w = features.grid
+    ys = np.clip(centre[:, 0] / graph.shape[0] * h - 0.5, 0, h - 1)
+    xs = np.clip(centre[:, 1] / graph.shape[1] * w - 0.5, 0, w - 1)
+    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    fy, fx = (ys - y0)[:, None], (xs - x0)[:, None]
+    tex = ((texture[y0, x0] * (1 - fx) + texture[y0, x1] * fx) * (1 - fy)
+           + (texture[y1, x0] * (1 - fx) + texture[y1, x1] * fx) * fy)
+    return np.concatenate([lab, tex], axis=1)
+
+
+def atom_centroids(graph: AtomGraph) -> np.ndarray:
+    """(n, 2) mean (row, col) of each atom's pixels."""
+    rows, cols = np.indices(graph.shape)
+    flat = graph.labels.ravel()
+    return np.stack([np.bincount(flat, rows.ravel(), graph.n),
+                     np.bincount(flat, cols.ravel(), graph.n)], axis=1) / np.maximum(graph.sizes, 1)[:, None]
+
+
+def atom_affinity(graph: AtomGraph, cues: np.ndarray) -> sp.csr_matrix:
+    """Sparse symmetric W over atoms: cue- and contour-weighted boundary lengths off the
+    diagonal, internal pixel pairs (twice each: a 4-neighbour lattice) on it."""
+    n = graph.n
+    i, j = graph.edges[:, 0], graph.edges[:, 1]
+    diff = ((cues[i] - cues[j]) ** 2).sum(axis=1)
+    contour = graph.edge_strength / np.maximum(graph.edge_length, 1)
+    weight = graph.edge_length * np.exp(-CUE_WEIGHT * diff)
+    if BOUNDARY_SCALE > 0:
+        weight *= np.exp(-contour / BOUNDARY_SCALE)
+    inner = np.bincount(i, weight, n) + np.bincount(j, weight, n)
+    rows = np.concatenate([i, j, np.arange(n)])
+    cols = np.concatenate([j, i, np.arange(n)])
+    return sp.csr_matrix((np.concatenate([weight, weight, inner]), (rows, cols)), shape=(n, n))
+
+
+class LowRankWalk:
+    """The k-step walk affinity W_k ~ F F^T of a sparse graph, and its spatial null Z Z^T."""
+
+    def __init__(self, w: sp.csr_matrix, centroids: np.ndarray, areas: np.ndarray,
+                 long_side: float, n_eigen: int = 0, steps: int = 0) -> None:
+        degree = np.asarray(w.sum(axis=1)).ravel()
+        self.variance = step_variance(w, degree, centroids)
+        self.steps = steps or max(2, 2 * round((SPREAD * long_side) ** 2 / self.variance / 2))
+        values, vectors = dominant_eigenpairs(w, degree, n_eigen or N_EIGEN, self.steps // 2)
+        decay = np.clip(values, 0.0, 1.0) ** (self.steps / 2)
+        self.f = (np.sqrt(degree / degree.sum())[:, None] * vectors) * decay[None, :]
+        self.z = areas[:, None] * gaussian_features(centroids, math.sqrt(self.steps * self.variance))
+
+    def split(self, ids: np.ndarray) -> tuple[np.ndarray, float]:
+        """The best NCut split of W_k restricted to `ids`, and its ratio to the null's NCut."""
+        f = self.f[ids]
+        total = f.sum(axis=0)
+        degree = np.maximum(f @ total, 1e-300)
+        b = f / np.sqrt(degree)[:, None]
+        vectors = np.linalg.eigh(b.T @ b)[1]
+        v = (b @ vectors[:, -2]) / np.sqrt(degree)
+        v *= np.sign(v[np.argmax(np.abs(v))])
+        side, ncut = low_rank_bipartition(f, total, v)
+        if not (side.any() and (~side).any() and math.isfinite(ncut)):
+            return side, math.inf
+        z = self.z[ids]
+        null = low_rank_ncut(z, z.sum(axis=0), side)
+        return side, ncut / max(null, 1e-12)
+
+
+def gaussian_features(points: np.ndarray, spread: float, n: int = 512, seed: int = 0) -> np.ndarray:
+    """Random Fourier features z with z(x) . z(y) ~ exp(-|x - y|^2 / (2 spread^2))
+    (Rahimi & Recht, NIPS 2007): the null walk's kernel in O(n) per sum."""
+    rng = np.random.default_rng(seed)
+    freqs = rng.standard_normal((points.shape[1], n)) / spread
+    phases = rng.uniform(0, 2 * np.pi, n)
+    return np.sqrt(2.0 / n) * np.cos(points @ freqs + phases)
+
+
+def low_rank_ncut(f: np.ndarray, total: np.ndarray, side: np.ndarray) -> float:
+    """NCut of (side, ~side) on W = F F^T (F's column sums `total`)."""
+    inside = f[side].sum(axis=0)
+    vol = float(inside @ total)
+    cut = max(vol - float(inside @ inside), 0.0)
+    return cut / max(vol, 1e-300) + cut / max(float(total @ total) - vol, 1e-300)
+
+
+def step_variance(w: sp.csr_matrix, degree: np.ndarray, centroids: np.ndarray) -> float:
+    """Per-axis variance of one step of the stationary walk on W (pixels^2)."""
+    coo = w.tocoo()
+    d2 = ((centroids[coo.row] - centroids[coo.col]) ** 2).sum(axis=1)
+    return max(float((coo.data * d2).sum()) / float(degree.sum()) / 2, 1e-9)
+
+
+def dominant_eigenpairs(w: sp.csr_matrix, degree: np.ndarray, k: int, power: int
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """The k dominant eigenpairs of M = D^-1/2 W D^-1/2 by subspace iteration with `power`
+    products (Halko, Martinsson & Tropp, SIAM Review 2011), then Rayleigh-Ritz: accurate where
+    it matters, for the modes that survive `power` steps."""
+    n = w.shape[0]
+    k = min(k, n)
+    inv = sp.diags(1 / np.sqrt(degree))
+    m = (inv @ w @ inv).tocsr()
+    block = np.random.default_rng(n).standard_normal((n, k))
+    block[:, 0] = np.sqrt(degree)
+    for step in range(max(power, 1)):
+        block = m @ block
+        if step % 8 == 7:
+            block = np.linalg.qr(block)[0]
+    q = np.linalg.qr(block)[0]
+    values, small = np.linalg.eigh(q.T @ (m @ q))
+    return values[::-1], (q @ small)[:, ::-1]
+
+
+def low_rank_bipartition(f: np.ndarray, total: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, float]:
+    """As core.cut.ncut.best_bipartition, on W = F F^T: prefix sums of F's rows in v order."""
+    n = len(v)
+    thresholds = np.linspace(0.99 * v.min(), 0.99 * v.max(), N_THRESHOLDS)
+    order = np.argsort(-v, kind="stable")
+    sizes = n - np.searchsorted(np.sort(v), thresholds, side="right")
+    valid = (sizes > 0) & (sizes < n)
+    if not valid.any():
+        return v > thresholds[0], math.inf
+    prefix = np.cumsum(f[order], axis=0)[sizes[valid] - 1]      # F^T 1_A for each candidate
+    vol = prefix @ total
+    vol_total = float(total @ total)
+    cut = np.maximum(vol - (prefix ** 2).sum(axis=1), 0.0)
+    values = np.full(len(thresholds), np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values[valid] = cut / vol + cut / (vol_total - vol)
+    values[~np.isfinite(values)] = np.inf
+    best = int(np.argmin(values))
+    return v > thresholds[best], float(values[best])
+
+
+def atom_walk_graph(features: Features, settings: Settings) -> LowRankWalk:
+    """The low-rank k-step walk over the features' contour atoms."""
+    graph = features.atoms
+    if graph is None:
+        raise ValueError("the atom walk needs contour atoms: use the classic encoder")
+    w = atom_affinity(graph, atom_cues(graph, features))
+    return LowRankWalk(w, atom_centroids(graph), graph.sizes, float(max(graph.shape)),
+                       steps=settings.walk_steps)
+
+
+def atom_walk_hierarchy(features: Features, settings: Settings,
+                        cancel: Optional[CancelToken] = None) -> CutNode:
+    """Recursive 2-way NCut of the atoms' k-step walk, split while the ratio cost < tau_max."""
+    walk = atom_walk_graph(features, settings)
+    root = CutNode(np.arange(features.atoms.n))
+    stack = [root]
+    while stack:
+        check_cancel(cancel)
+        node = stack.pop()
+        if len(node.tokens) <= 1:
+            continue
+        side, ratio = walk.split(node.tokens)
+        node.cost = ratio_cost(ratio)
+        if node.cost < settings.tau_max:
+            node.children = [CutNode(node.tokens[side]), CutNode(node.tokens[~side])]
+            stack.extend(reversed(node.children))
+    return root
