@@ -7,6 +7,7 @@ that the machine's load drifts alike for all):
   after    the default now: costs logarithmic above the default, tree down to tau 0.9
   nospecks the default before decision 0006: no speck absorption (else as specks)
   contour  the opt-in contour method: walk to the default granularity, contour merges below
+  atomwalk the opt-in atom walk (decision 0008), its tree computed to granularity 1
 
 Prints BSDS covering / PRI / VoI (ODS, OIS, at the default granularity), the CamVid oracle
 mIoU against regions per frame over the granularities with the per-class table, seconds per
@@ -47,7 +48,8 @@ def linear_cost(ratio: float) -> float:
 #: name: (settings, absorb specks, split cost)
 VARIANTS = {"specks": (Settings(tau_max=0.8), True, linear_cost), "after": (Settings(), True, RATIO_COST),
             "nospecks": (Settings(tau_max=0.8), False, linear_cost),
-            "contour": (Settings(method="contour"), True, RATIO_COST)}
+            "contour": (Settings(method="contour"), True, RATIO_COST),
+            "atomwalk": (Settings(method="atomwalk", tau_max=1.0), True, RATIO_COST)}
 
 
 def segmented(name: str, image: np.ndarray):
@@ -65,10 +67,15 @@ def segmented(name: str, image: np.ndarray):
     return labels_at, seconds
 
 
+def deepest(names: list[str]) -> float:
+    """The largest tau_max of the variants: the granularity grid reaches every variant's finest."""
+    return max(VARIANTS[n][0].tau_max for n in names)
+
+
 def bench_bsds(names: list[str], limit: int) -> None:
     items = bsds_images(DEFAULT_DATA["bsds"], "val")
     items = items[:limit] if limit else items
-    grid = sorted(set(default_granularities(Settings.tau_max)) | {Settings.tau})
+    grid = sorted(set(default_granularities(deepest(names))) | {Settings.tau})
     scored = {n: [] for n in names}
     seconds = {n: 0.0 for n in names}
     for index, item in enumerate(items):
@@ -88,7 +95,7 @@ def bench_bsds(names: list[str], limit: int) -> None:
 def bench_camvid(names: list[str], limit: int) -> None:
     frames = camvid_frames(DEFAULT_DATA["camvid"], "val")
     frames = frames[:limit] if limit else frames
-    grid = sorted(set(default_granularities(Settings.tau_max, 36)) | {Settings.tau})
+    grid = sorted(set(default_granularities(deepest(names), round(40 * deepest(names)))) | {Settings.tau})
     acc = {n: OracleAccumulator(grid) for n in names}
     seconds = {n: 0.0 for n in names}
     for index, frame in enumerate(frames):

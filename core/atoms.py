@@ -34,6 +34,7 @@ class AtomGraph:
     edges:    (m, 2) int32 pairs i < j of adjacent atoms; edge_strength (m,) summed contour
               strength (`contour_strength`) along the common boundary; edge_length (m,) its
               length in pixel pairs.
+    boundary: (H, W) float32 contour strength (`contour_strength`) the atoms were grown on.
     """
 
     labels: np.ndarray
@@ -43,6 +44,7 @@ class AtomGraph:
     edges: np.ndarray
     edge_strength: np.ndarray
     edge_length: np.ndarray
+    boundary: np.ndarray
 
     @property
     def n(self) -> int:
@@ -113,4 +115,4 @@ def atom_graph(labels: np.ndarray, boundary: np.ndarray, lab: np.ndarray,
     strength = np.bincount(inverse, s.astype(np.float64), len(keys))
     length = np.bincount(inverse, minlength=len(keys)).astype(np.float64)
     edges = np.stack(np.divmod(keys, n), axis=1).astype(np.int32)
-    return AtomGraph(labels, image, sizes, lab_sum, edges, strength, length)
+    return AtomGraph(labels, image, sizes, lab_sum, edges, strength, length, boundary.astype(np.float32))

@@ -5,8 +5,10 @@ import scipy.sparse as sp
 import skimage.data
 from PIL import Image
 
-from core.cut.atom_walk import (LowRankWalk, atom_affinity, atom_centroids, atom_cues,
-                                dominant_eigenpairs, gaussian_features, low_rank_bipartition)
+from core.atoms import contour_atoms
+from core.cut.atom_walk import (FLOOR, KERNEL, RADIUS, LowRankWalk, atom_affinity, atom_centroids,
+                                atom_cues, dominant_eigenpairs, gaussian_features,
+                                intervening_contour, local_pairs, low_rank_bipartition)
 from core.cut.ncut import best_bipartition
 from core.encoders.classic import ClassicEncoder
 from core.pipeline import segment
@@ -21,14 +23,61 @@ def photo_pair(size: int = 96) -> np.ndarray:
     return np.concatenate([left[:, : size // 2], right[:, size // 2:]], axis=1)
 
 
-def atom_graph_of(image: np.ndarray):
-    features = ClassicEncoder(tokens_long_side=12, atoms=True).encode(image)
+def atom_graph_of(image: np.ndarray, tokens: int = 12):
+    features = ClassicEncoder(tokens_long_side=tokens, atoms=True).encode(image)
     graph = features.atoms
-    return features, graph, atom_affinity(graph, atom_cues(graph, features))
+    cell = max(graph.shape) / tokens
+    return features, graph, atom_affinity(graph, atom_cues(graph, features), cell)
+
+
+def test_local_pairs_are_all_atoms_within_the_radius_and_all_adjacent_ones():
+    graph = contour_atoms(photo_pair(64), 80)
+    centre = atom_centroids(graph)
+    pairs = {tuple(p) for p in local_pairs(graph, centre, 12.0)}
+    near = np.argwhere(np.triu(((centre[:, None] - centre[None]) ** 2).sum(-1) <= 144.0, 1))
+    assert {tuple(p) for p in near} <= pairs
+    assert {tuple(p) for p in graph.edges} <= pairs
+    assert all(i < j for i, j in pairs)
+
+
+def test_intervening_contour_is_the_strongest_contour_on_the_segment():
+    boundary = np.zeros((40, 60), dtype=np.float32)
+    boundary[:, 29:32] = 50.0                               # one vertical contour, 3 px wide
+    boundary[5, 5] = 7.0
+    centres = np.array([[20.0, 10.0], [20.0, 25.0], [20.0, 45.0], [5.0, 0.0], [5.0, 10.0]])
+    pairs = np.array([[0, 1], [0, 2], [1, 2], [3, 4]])
+    assert intervening_contour(boundary, centres, pairs).tolist() == [0.0, 50.0, 50.0, 7.0]
+
+
+def test_links_across_the_photos_seam_are_weaker_than_links_beside_it():
+    _, graph, w = atom_graph_of(photo_pair(96))
+    centre = atom_centroids(graph)
+    coo = sp.triu(w, 1).tocoo()
+    distance = np.sqrt(((centre[coo.row] - centre[coo.col]) ** 2).sum(1))
+    cell = max(graph.shape) / 12
+    assert np.quantile(distance, 0.99) <= RADIUS * cell      # local: only big adjacent atoms reach further
+    left = centre[:, 1] < 48
+    near = np.abs(distance - cell) < cell / 2                # about one token cell apart
+    across = left[coo.row] != left[coo.col]
+    assert coo.data[near & across].mean() < 0.5 * coo.data[near & ~across].mean()
+
+
+def test_no_atom_is_cut_off_from_its_neighbours():
+    image = photo_pair(96)
+    image[40:44, 20:24] = (255, 0, 255)                      # a small blot of a colour found nowhere else
+    _, graph, w = atom_graph_of(image)
+    centre = atom_centroids(graph)
+    coo = sp.triu(w, 1).tocoo()
+    area = graph.sizes / graph.sizes.mean()
+    cell = max(graph.shape) / 12
+    d2 = ((centre[coo.row] - centre[coo.col]) ** 2).sum(1)
+    spatial = area[coo.row] * area[coo.col] * np.exp(-d2 / (2 * (KERNEL * cell) ** 2))
+    assert np.all(coo.data >= FLOOR * spatial * (1 - 1e-9))
 
 
 def test_full_rank_walk_is_the_exact_k_step_walk():
     _, graph, w = atom_graph_of(photo_pair(48))
+    w = w.tocsr()
     degree = np.asarray(w.sum(axis=1)).ravel()
     walk = LowRankWalk(w, atom_centroids(graph), graph.sizes, 48.0, n_eigen=graph.n, steps=6)
     p = w.toarray() / degree[:, None]

@@ -44,6 +44,12 @@ N_EIGEN = 160
 BOUNDARY_SCALE = 8.0
 #: colour and texture scales of the edge weights, in the encoder's scaled cue units
 CUE_WEIGHT = 0.3
+#: atoms are linked to all atoms within RADIUS token cells, by a Gaussian of KERNEL cells
+RADIUS = 3.0
+KERNEL = 1.0
+#: the least share of the spatial kernel any link keeps, so that an atom of a rare colour is not
+#: cut off from the graph (its mode would take a dominant eigenpair and the split the atom alone)
+FLOOR = 0.01
 
 
 def atom_cues(graph: AtomGraph, features: Features) -> np.ndarray:
@@ -75,20 +81,66 @@ def atom_centroids(graph: AtomGraph) -> np.ndarray:
                      np.bincount(flat, cols.ravel(), graph.n)], axis=1) / np.maximum(graph.sizes, 1)[:, None]
 
 
-def atom_affinity(graph: AtomGraph, cues: np.ndarray) -> sp.csr_matrix:
-    """Sparse symmetric W over atoms: cue- and contour-weighted boundary lengths off the
-    diagonal, internal pixel pairs (twice each: a 4-neighbour lattice) on it."""
-    n = graph.n
-    i, j = graph.edges[:, 0], graph.edges[:, 1]
+def local_pairs(graph: AtomGraph, centroids: np.ndarray, radius: float) -> np.ndarray:
+    """(m, 2) pairs i < j of atoms whose centroids lie within `radius` pixels, and all
+    adjacent atoms (a large atom keeps its neighbours)."""
+    from scipy.spatial import cKDTree
+    near = cKDTree(centroids).query_pairs(radius, output_type="ndarray").astype(np.int64)
+    both = np.concatenate([near, graph.edges.astype(np.int64)])
+    lo, hi = both.min(axis=1), both.max(axis=1)
+    keys = np.unique(lo * graph.n + hi)
+    return np.stack(np.divmod(keys, graph.n), axis=1)
+
+
+def intervening_contour(boundary: np.ndarray, centroids: np.ndarray, pairs: np.ndarray,
+                        spacing: float = 2.0) -> np.ndarray:
+    """(m,) the strongest contour on the straight segment between each pair's centroids,
+    sampled every `spacing` pixels (Leung & Malik 1998; Fowlkes, Martin & Malik, CVPR 2003);
+    the contour map is smoothed at >= 0.7 px (core.atoms.SCALES), so its ridges are >= 2 px wide."""
+    a, b = centroids[pairs[:, 0]], centroids[pairs[:, 1]]
+    length = np.sqrt(((a - b) ** 2).sum(axis=1))
+    samples = max(2, int(math.ceil(length.max(initial=0.0) / spacing)) + 1)
+    strongest = np.zeros(len(pairs), dtype=np.float32)
+    limit = np.array(boundary.shape) - 1
+    for t in np.linspace(0.0, 1.0, samples):
+        point = np.clip(np.rint(a + t * (b - a)), 0, limit).astype(np.int64)
+        np.maximum(strongest, boundary[point[:, 0], point[:, 1]], out=strongest)
+    return strongest
+
+
+def atom_affinity(graph: AtomGraph, cues: np.ndarray, cell: float) -> sp.csr_matrix:
+    """Sparse symmetric W over atoms: pairs within RADIUS token cells (`cell` pixels) weigh
+    their areas times a Gaussian of their distance (KERNEL cells), of their cue difference, and
+    exp(-contour / BOUNDARY_SCALE) of the strongest contour between their centroids; the
+    diagonal repeats each atom's other weights (a lazy walk)."""
+    centroids = atom_centroids(graph)
+    pairs = local_pairs(graph, centroids, RADIUS * cell)
+    i, j = pairs[:, 0], pairs[:, 1]
     diff = ((cues[i] - cues[j]) ** 2).sum(axis=1)
-    contour = graph.edge_strength / np.maximum(graph.edge_length, 1)
-    weight = graph.edge_length * np.exp(-CUE_WEIGHT * diff)
-    if BOUNDARY_SCALE > 0:
-        weight *= np.exp(-contour / BOUNDARY_SCALE)
+    d2 = ((centroids[i] - centroids[j]) ** 2).sum(axis=1)
+    contour = intervening_contour(graph.boundary, centroids, pairs)
+    area = graph.sizes / graph.sizes.mean()
+    content = np.exp(-CUE_WEIGHT * diff - contour / BOUNDARY_SCALE)
+    weight = area[i] * area[j] * np.exp(-d2 / (2 * (KERNEL * cell) ** 2)) * (FLOOR + (1 - FLOOR) * content)
+    return lazy_graph(graph.n, i, j, weight)
+
+
+def lazy_graph(n: int, i: np.ndarray, j: np.ndarray, weight: np.ndarray) -> sp.csr_matrix:
+    """The symmetric (n, n) graph of edges (i, j, weight) with self-loops equal to each node's
+    other weights, so that its walk's eigenvalues lie in [0, 1]."""
     inner = np.bincount(i, weight, n) + np.bincount(j, weight, n)
     rows = np.concatenate([i, j, np.arange(n)])
     cols = np.concatenate([j, i, np.arange(n)])
     return sp.csr_matrix((np.concatenate([weight, weight, inner]), (rows, cols)), shape=(n, n))
+
+
+def adjacent_affinity(graph: AtomGraph, cues: np.ndarray, cell: float = 0.0) -> sp.csr_matrix:
+    """The first version's W (decision 0008): adjacent atoms only, boundary length weighted."""
+    i, j = graph.edges[:, 0], graph.edges[:, 1]
+    diff = ((cues[i] - cues[j]) ** 2).sum(axis=1)
+    contour = graph.edge_strength / np.maximum(graph.edge_length, 1)
+    weight = graph.edge_length * np.exp(-CUE_WEIGHT * diff) * np.exp(-contour / BOUNDARY_SCALE)
+    return lazy_graph(graph.n, i, j, weight)
 
 
 class LowRankWalk:
@@ -191,7 +243,8 @@ def atom_walk_graph(features: Features, settings: Settings) -> LowRankWalk:
     graph = features.atoms
     if graph is None:
         raise ValueError("the atom walk needs contour atoms: use the classic encoder")
-    w = atom_affinity(graph, atom_cues(graph, features))
+    cell = max(graph.shape) / max(features.grid)
+    w = atom_affinity(graph, atom_cues(graph, features), cell)
     return LowRankWalk(w, atom_centroids(graph), graph.sizes, float(max(graph.shape)),
                        steps=settings.walk_steps)
 
