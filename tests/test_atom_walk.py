@@ -7,7 +7,7 @@ from PIL import Image
 
 from core.atoms import contour_atoms
 from core.cut.atom_walk import (FLOOR, KERNEL, RADIUS, LowRankWalk, atom_affinity, atom_centroids,
-                                atom_cues, dominant_eigenpairs, gaussian_features,
+                                SpatialNull, atom_cues, dominant_eigenpairs,
                                 intervening_contour, local_pairs, low_rank_bipartition)
 from core.cut.ncut import best_bipartition
 from core.encoders.classic import ClassicEncoder
@@ -49,16 +49,19 @@ def test_intervening_contour_is_the_strongest_contour_on_the_segment():
     assert intervening_contour(boundary, centres, pairs).tolist() == [0.0, 50.0, 50.0, 7.0]
 
 
-def test_links_across_the_photos_seam_are_weaker_than_links_beside_it():
+def test_links_across_the_photos_seam_cross_stronger_contours_and_weigh_less():
     _, graph, w = atom_graph_of(photo_pair(96))
     centre = atom_centroids(graph)
     coo = sp.triu(w, 1).tocoo()
+    pairs = np.stack([coo.row, coo.col], axis=1)
     distance = np.sqrt(((centre[coo.row] - centre[coo.col]) ** 2).sum(1))
     cell = max(graph.shape) / 12
     assert np.quantile(distance, 0.99) <= RADIUS * cell      # local: only big adjacent atoms reach further
     left = centre[:, 1] < 48
     near = np.abs(distance - cell) < cell / 2                # about one token cell apart
     across = left[coo.row] != left[coo.col]
+    contour = intervening_contour(graph.boundary, centre, pairs)
+    assert np.median(contour[near & across]) > 1.4 * np.median(contour[near & ~across])
     assert coo.data[near & across].mean() < 0.5 * coo.data[near & ~across].mean()
 
 
@@ -104,12 +107,25 @@ def test_low_rank_sweep_equals_the_dense_sweep():
     assert np.array_equal(side, dense_side) and np.isclose(ncut, dense_ncut)
 
 
-def test_gaussian_features_approximate_the_null_kernel():
-    points = np.random.default_rng(0).uniform(0, 100, (40, 2))
-    z = gaussian_features(points, 20.0, n=4096)
-    exact = np.exp(-((points[:, None] - points[None]) ** 2).sum(-1) / (2 * 20.0 ** 2))
-    assert np.abs(z @ z.T - exact).max() < 0.1
-    assert abs((z @ z.T).sum() / exact.sum() - 1) < 0.05
+def dense_null_ncut(points, areas, spread, ids, side):
+    """The null's NCut of (side, ~side) within `ids`, from the whole kernel matrix."""
+    p, a = points[ids], areas[ids]
+    k = a[:, None] * a[None] * np.exp(-((p[:, None] - p[None]) ** 2).sum(-1) / (2 * spread ** 2))
+    cut, degree = k[np.ix_(side, ~side)].sum(), k.sum(axis=1)
+    return cut / degree[side].sum() + cut / degree[~side].sum()
+
+
+def test_spatial_null_is_exact_down_a_tree_of_splits(monkeypatch):
+    monkeypatch.setattr("core.cut.atom_walk.NULL_BLOCK", 50)     # several blocks per sum
+    rng = np.random.default_rng(5)
+    points, areas = rng.uniform(0, 100, (90, 2)), rng.uniform(1, 4, 90)
+    null = SpatialNull(points, areas, 30.0)
+    root = np.arange(90)
+    side = points[:, 1] < 40                                   # a clean left/right split
+    assert np.isclose(null.split(root, side), dense_null_ncut(points, areas, 30.0, root, side))
+    right = root[~side]
+    inner = rng.uniform(size=len(right)) < 0.3                 # then a ragged one inside the right part
+    assert np.isclose(null.split(right, inner), dense_null_ncut(points, areas, 30.0, right, inner))
 
 
 def test_atom_walk_tree_nests_and_its_regions_are_unions_of_atoms():

@@ -2,14 +2,15 @@
 
 The walk method cuts a dense graph of grid tokens (~30 px cells on CamVid), so nothing smaller
 than a cell is ever its own region, and a finer grid is cubic in cost (decision 0007). Here
-the nodes are the contour atoms (core.atoms, ~4 per token, following image edges) and only
-adjacent atoms are linked, which keeps the graph sparse:
+the nodes are the contour atoms (core.atoms, ~4 per token, following image edges), each linked
+to the atoms within RADIUS token cells, which keeps the graph sparse:
 
-- W: adjacent atoms I, J weigh their common boundary length times a Gaussian of the difference
-  of their mean CIELAB colour and token-scale texture (the encoder's scaled cues, CUE_WEIGHT),
-  times exp(-b / BOUNDARY_SCALE) of the mean contour strength b along that boundary: the
-  intervening-contour cue of Fowlkes, Martin and Malik (CVPR 2003) reduced to adjacent regions.
-  Each atom's self-loop equals its other weights (a lazy walk: eigenvalues in [0, 1]).
+- W: atoms I, J weigh their areas times a Gaussian of their distance (KERNEL cells, the token
+  walk's kernel reach), of the difference of their mean CIELAB colour and token-scale texture
+  (the encoder's scaled cues, CUE_WEIGHT), and exp(-b / BOUNDARY_SCALE) of the strongest contour
+  b on the straight segment between their centroids: the intervening-contour affinity of
+  Fowlkes, Martin and Malik (CVPR 2003), so one weak stretch of boundary does not join two
+  regions. Each atom's self-loop equals its other weights (a lazy walk: eigenvalues in [0, 1]).
 - k-step walk without a dense matrix power: for a symmetric W, Pi P^k = F F^T with
   F = D^1/2 U Lambda^(k/2) / sqrt(vol), U, Lambda the eigenpairs of D^-1/2 W D^-1/2 (diffusion
   maps, Coifman & Lafon, ACHA 2006). Only the N_EIGEN dominant pairs are kept (the rest decay
@@ -18,9 +19,8 @@ adjacent atoms are linked, which keeps the graph sparse:
   F's rows, whatever the atom count.
 - Automatic k and threshold as the walk (decision 0302): k makes the walk's per-axis spread
   SPREAD of the long side; a split's NCut is divided by the same split's NCut under a
-  Gaussian walk on atom centroids (weighted by area, kernel by random Fourier features) with
-  that spread, and costs follow `core.cut.walk.ratio_cost`. The truncation inflates the
-  ratios: the useful levels sit at granularity 0.9-1 (decision 0008), so run it with tau_max 1.
+  Gaussian walk on atom centroids (weighted by area, summed exactly: SpatialNull) with
+  that spread, and costs follow `core.cut.walk.ratio_cost`.
 """
 from __future__ import annotations
 
@@ -42,14 +42,18 @@ from core.settings import Settings
 N_EIGEN = 160
 #: contour strength (Lab units, core.atoms.contour_strength) that divides an edge weight by e
 BOUNDARY_SCALE = 8.0
-#: colour and texture scales of the edge weights, in the encoder's scaled cue units
-CUE_WEIGHT = 0.3
+#: colour and texture kernel exp(-CUE_WEIGHT |dcue|^2) in the encoder's scaled cue units: the
+#: token walk's (cosine^alpha of the encoder's random Fourier features ~ exp(-alpha/2 |d|^2), alpha 10)
+CUE_WEIGHT = 5.0
 #: atoms are linked to all atoms within RADIUS token cells, by a Gaussian of KERNEL cells
 RADIUS = 3.0
 KERNEL = 1.0
-#: the least share of the spatial kernel any link keeps, so that an atom of a rare colour is not
-#: cut off from the graph (its mode would take a dominant eigenpair and the split the atom alone)
-FLOOR = 0.01
+#: the least share of the spatial kernel any link keeps, so that no atom of a rare colour is cut
+#: off from the graph (with none, splits of nodes whose atoms' low-rank degrees vanish fail and
+#: the tree stops); its leak over k steps, about FLOOR sqrt(k), stays far below AUTO_RATIO
+FLOOR = 0.001
+#: kernel entries the exact spatial null computes at once (8 MB of float64)
+NULL_BLOCK = 1 << 20
 
 
 def atom_cues(graph: AtomGraph, features: Features) -> np.ndarray:
@@ -134,17 +138,8 @@ def lazy_graph(n: int, i: np.ndarray, j: np.ndarray, weight: np.ndarray) -> sp.c
     return sp.csr_matrix((np.concatenate([weight, weight, inner]), (rows, cols)), shape=(n, n))
 
 
-def adjacent_affinity(graph: AtomGraph, cues: np.ndarray, cell: float = 0.0) -> sp.csr_matrix:
-    """The first version's W (decision 0008): adjacent atoms only, boundary length weighted."""
-    i, j = graph.edges[:, 0], graph.edges[:, 1]
-    diff = ((cues[i] - cues[j]) ** 2).sum(axis=1)
-    contour = graph.edge_strength / np.maximum(graph.edge_length, 1)
-    weight = graph.edge_length * np.exp(-CUE_WEIGHT * diff) * np.exp(-contour / BOUNDARY_SCALE)
-    return lazy_graph(graph.n, i, j, weight)
-
-
 class LowRankWalk:
-    """The k-step walk affinity W_k ~ F F^T of a sparse graph, and its spatial null Z Z^T."""
+    """The k-step walk affinity W_k ~ F F^T of a sparse graph, and its spatial null."""
 
     def __init__(self, w: sp.csr_matrix, centroids: np.ndarray, areas: np.ndarray,
                  long_side: float, n_eigen: int = 0, steps: int = 0) -> None:
@@ -154,10 +149,11 @@ class LowRankWalk:
         values, vectors = dominant_eigenpairs(w, degree, n_eigen or N_EIGEN, self.steps // 2)
         decay = np.clip(values, 0.0, 1.0) ** (self.steps / 2)
         self.f = (np.sqrt(degree / degree.sum())[:, None] * vectors) * decay[None, :]
-        self.z = areas[:, None] * gaussian_features(centroids, math.sqrt(self.steps * self.variance))
+        self.null = SpatialNull(centroids, areas, math.sqrt(self.steps * self.variance))
 
     def split(self, ids: np.ndarray) -> tuple[np.ndarray, float]:
-        """The best NCut split of W_k restricted to `ids`, and its ratio to the null's NCut."""
+        """The best NCut split of W_k restricted to `ids`, and its ratio to the null's NCut.
+        Nodes are split parent first (the null keeps each atom's degree in its node)."""
         f = self.f[ids]
         total = f.sum(axis=0)
         degree = np.maximum(f @ total, 1e-300)
@@ -168,18 +164,44 @@ class LowRankWalk:
         side, ncut = low_rank_bipartition(f, total, v)
         if not (side.any() and (~side).any() and math.isfinite(ncut)):
             return side, math.inf
-        z = self.z[ids]
-        null = low_rank_ncut(z, z.sum(axis=0), side)
-        return side, ncut / max(null, 1e-12)
+        return side, ncut / max(self.null.split(ids, side), 1e-12)
 
 
-def gaussian_features(points: np.ndarray, spread: float, n: int = 512, seed: int = 0) -> np.ndarray:
-    """Random Fourier features z with z(x) . z(y) ~ exp(-|x - y|^2 / (2 spread^2))
-    (Rahimi & Recht, NIPS 2007): the null walk's kernel in O(n) per sum."""
-    rng = np.random.default_rng(seed)
-    freqs = rng.standard_normal((points.shape[1], n)) / spread
-    phases = rng.uniform(0, 2 * np.pi, n)
-    return np.sqrt(2.0 / n) * np.cos(points @ freqs + phases)
+class SpatialNull:
+    """The content-free walk of decision 0302 on atoms: a Gaussian kernel of width `spread` on
+    their centroids, weighted by their areas, summed exactly (an approximate kernel, e.g. random
+    Fourier features, loses a split's cut to cancellation: vol - W(A, A), decision 0008). Each
+    atom keeps its degree within its node, so each split sums only its |A| |B| cross pairs and a
+    whole tree at most n^2 / 2, in blocks of NULL_BLOCK entries."""
+
+    def __init__(self, centroids: np.ndarray, areas: np.ndarray, spread: float) -> None:
+        self.points = np.asarray(centroids, dtype=np.float64) / spread
+        self.areas = np.asarray(areas, dtype=np.float64)
+        every = np.arange(len(self.areas))
+        self.degree = self.areas * self.cross(every, every)[0]
+
+    def cross(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(sum over cols of area x kernel, per row; the same per col, over rows)."""
+        to_cols, to_rows = np.zeros(len(rows)), np.zeros(len(cols))
+        step = max(1, NULL_BLOCK // max(len(cols), 1))
+        target = self.points[cols]
+        for start in range(0, len(rows), step):
+            block = rows[start:start + step]
+            d2 = ((self.points[block, None, :] - target[None, :, :]) ** 2).sum(axis=2)
+            kernel = np.exp(-0.5 * d2)
+            to_cols[start:start + step] = kernel @ self.areas[cols]
+            to_rows += self.areas[block] @ kernel
+        return to_cols, to_rows
+
+    def split(self, ids: np.ndarray, side: np.ndarray) -> float:
+        """NCut of (side, ~side) of the node `ids`; the atoms' degrees become their sides'."""
+        a, b = ids[side], ids[~side]
+        to_b, to_a = self.cross(a, b)
+        cut = float(self.areas[a] @ to_b)
+        ncut = cut / max(float(self.degree[a].sum()), 1e-300) + cut / max(float(self.degree[b].sum()), 1e-300)
+        self.degree[a] -= self.areas[a] * to_b
+        self.degree[b] -= self.areas[b] * to_a
+        return ncut
 
 
 def low_rank_ncut(f: np.ndarray, total: np.ndarray, side: np.ndarray) -> float:
