@@ -183,6 +183,10 @@ class Suggester:
         if key not in self._examples or self._examples[key][0] != stamp:
             self._examples[key] = (stamp, examples(tree))
 
+    def keep_only(self, keys: set) -> None:
+        """Forget the examples of images not in `keys` (closed, or left the project)."""
+        self._examples = {k: v for k, v in self._examples.items() if k in keys}
+
     def add_examples(self, key: Hashable, found: Optional[Examples]) -> None:
         """Take in examples computed elsewhere (a pass over a project that does not keep trees)."""
         self._examples[key] = ((0, -1), found)

@@ -160,6 +160,18 @@ class SegmentTree:
         tree.nodes[tree.root].expanded = True
         return tree
 
+    def reading_copy(self, atom_map: Optional[np.ndarray] = None) -> "SegmentTree":
+        """A copy another thread may read while this tree is edited (node states, atom areas, no
+        suggestions; descriptors shared). `atom_map`: a copy made earlier at the same atom version."""
+        copy = object.__new__(SegmentTree)
+        copy.__dict__.update(self.__dict__)
+        copy.nodes = {nid: node.copy() for nid, node in self.nodes.items()}
+        copy.atom_map = self.atom_map.copy() if atom_map is None else atom_map
+        copy._atom_area = self._atom_area.copy()
+        copy._rec, copy._frontier, copy._atom_log = None, None, []
+        copy.suggestions = {}
+        return copy
+
     # ----------------------------------------------------------------- queries
     @property
     def shape(self) -> tuple[int, int]:

@@ -42,6 +42,7 @@ class RowValues(NamedTuple):
     visible: bool
     shown: bool
     ignored: bool
+    suggested: bool = False      # the category shown is a label suggestion ("? road 0.93")
 
 
 class LayerModel(QStandardItemModel):
@@ -65,6 +66,9 @@ class LayerModel(QStandardItemModel):
         self.moving_rows = False     # rows are being moved: a selection the view loses is not the user's
         self._bold = QFont()
         self._bold.setBold(True)
+        self._italic, self._bold_italic = QFont(), QFont(self._bold)
+        self._italic.setItalic(True)
+        self._bold_italic.setItalic(True)
         self.setHorizontalHeaderLabels(list(COLUMNS))
 
     # ------------------------------------------------------------------ updates
@@ -177,7 +181,18 @@ class LayerModel(QStandardItemModel):
         if old is None or old.ignored != values.ignored:
             for cell in cells:
                 cell.setData(_GREY if values.ignored else None, _ROLE.ForegroundRole)
+        if old is None or (old.suggested, old.shown, old.ignored) != (values.suggested, values.shown, values.ignored):
+            self._show_suggested(cells[1], values)
         return True
+
+    def _show_suggested(self, cell: QStandardItem, values: RowValues) -> None:
+        """A suggested category is grey and italic (bold too on a shown segment's row)."""
+        if values.suggested:
+            cell.setData(self._bold_italic if values.shown else self._italic, _ROLE.FontRole)
+            cell.setData(_GREY, _ROLE.ForegroundRole)
+        else:
+            cell.setData(self._bold if values.shown else None, _ROLE.FontRole)
+            cell.setData(_GREY if values.ignored else None, _ROLE.ForegroundRole)
 
     def _detach(self, moved: list[int], gone: list[int]) -> dict[int, list[QStandardItem]]:
         """Take the rows of moved and removed nodes out, deepest first (a row leaves with the
@@ -229,15 +244,21 @@ class LayerModel(QStandardItemModel):
     def _row_values(self, nid: int) -> RowValues:
         assert self.tree is not None
         node = self.tree.nodes[nid]
-        return RowValues(self._texts(nid), tuple(node.color), node.visible, nid in self._frontier, node.ignored)
+        texts = self._texts(nid)
+        return RowValues(texts, tuple(node.color), node.visible, nid in self._frontier, node.ignored,
+                         texts[1].startswith("? "))
 
     def _texts(self, nid: int) -> tuple[str, str, str, str]:
-        """Name, category (inherited in parentheses), area, cost."""
+        """Name, category (inherited in parentheses; a suggestion as "? name confidence"), area, cost."""
         assert self.tree is not None
         node = self.tree.nodes[nid]
         category = self.category_name(self.tree.effective_category(nid))
         if category and node.category is None:
             category = f"({category})"
+        elif not category and nid in self.tree.suggestions:
+            suggestion = self.tree.live_suggestion(nid)
+            if suggestion is not None:
+                category = f"? {self.category_name(suggestion.category)} {suggestion.confidence:.2f}"
         cost = "" if math.isinf(node.cost) else f"{node.cost:.3f}"
         return self.region_name(nid), category, f"{self.tree.area(nid):,}", cost
 

@@ -17,6 +17,7 @@ from core.encoders.devices import choose_device
 from core.image_io import list_images
 from core.project import Category, Project
 from core.settings import Settings
+from core.suggest import DEFAULT_MIN_CONFIDENCE
 from core.tree import Edit
 from gui import overlay
 from gui.canvas import BRUSH, ERASER, SELECT, Canvas
@@ -45,18 +46,19 @@ ICONS = {"open_images": "mdi6.image-multiple-outline", "open_folder": "mdi6.fold
          "prev_image": "mdi6.chevron-left", "next_image": "mdi6.chevron-right",
          "fit": "mdi6.fit-to-screen-outline", "help": "mdi6.help-circle-outline",
          "resegment": "mdi6.refresh", "toggle_overlay": "mdi6.layers-outline",
-         "select_tool": "mdi6.cursor-default-outline", "brush": "mdi6.brush", "eraser": "mdi6.eraser"}
+         "select_tool": "mdi6.cursor-default-outline", "brush": "mdi6.brush", "eraser": "mdi6.eraser",
+         "accept_suggestion": "mdi6.check", "reject_suggestion": "mdi6.close", "accept_confident": "mdi6.check-all"}
 MENUS = {"&File": ["open_images", "open_folder", "close_image", None, "new_project", "open_project", "save",
                    "export", None, "settings", None, "quit"],
          "&Edit": ["undo", "redo", None, "merge", "split", "parent", "child", None, "ignore", "rename", "unlabel",
-                   None, "select_tool", "brush", "eraser", "brush_smaller", "brush_larger"],
+                   None, "accept_suggestion", "reject_suggestion", "accept_confident", None, "select_tool", "brush", "eraser", "brush_smaller", "brush_larger"],
          "&Image": ["prev_image", "next_image", "resegment", "cancel"],
          "&View": ["toggle_overlay", "fit", "actual_size", "zoom_in", "zoom_out", "finer", "coarser", None,
                    "dark_theme"],
          "&Help": ["help"]}
 TOOLBAR = ("open_images", "open_project", "save", "export", None, "prev_image", "next_image", None, "undo", "redo",
            None, "select_tool", "brush", "eraser", None, "merge", "split", "parent", "child", "ignore", None,
-           "toggle_overlay", "fit", "settings", "help")
+           "accept_suggestion", "reject_suggestion", "accept_confident", None, "toggle_overlay", "fit", "settings", "help")
 
 
 class MainWindow(QMainWindow):
@@ -187,6 +189,8 @@ class MainWindow(QMainWindow):
             "brush": lambda: self.set_tool(BRUSH), "eraser": lambda: self.set_tool(ERASER),
             "brush_smaller": lambda: self.scale_brush(1 / BRUSH_STEP),
             "brush_larger": lambda: self.scale_brush(BRUSH_STEP),
+            "accept_suggestion": s.accept_selection, "reject_suggestion": s.reject_selection,
+            "accept_confident": self._accept_dialog,
         }
         self.actions_by_name: dict[str, QAction] = {}
         for name, (text, keys, tip) in SHORTCUTS.items():
@@ -226,9 +230,11 @@ class MainWindow(QMainWindow):
             toolbar.addSeparator() if name is None else toolbar.addAction(a[name])
         self.addToolBar(toolbar)
         self.layers.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-        self.layers.addActions([a[n] for n in ("merge", "split", "parent", "child", "ignore", "rename", "unlabel")])
+        answers = ("accept_suggestion", "reject_suggestion")
+        self.layers.addActions([a[n] for n in ("merge", "split", "parent", "child", "ignore", "rename", "unlabel",
+                                               *answers)])
         self.canvas.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-        self.canvas.addActions([a[n] for n in ("merge", "split", "parent", "child", "ignore", "unlabel")])
+        self.canvas.addActions([a[n] for n in ("merge", "split", "parent", "child", "ignore", "unlabel", *answers)])
 
     def _connect_session(self) -> None:
         s = self.session
@@ -236,6 +242,7 @@ class MainWindow(QMainWindow):
         s.status_changed.connect(lambda index: self.files.update_doc(index, s.docs[index]))
         s.image_shown.connect(self._show_doc)
         s.tree_edited.connect(self._tree_edited)
+        s.suggestions_changed.connect(lambda rows: self.refresh(structure_changed=False, rows=rows))
         s.selection_changed.connect(self._selection_changed)
         s.message.connect(self.stage.setText)
         s.job_progress.connect(self._job_progress)
@@ -476,6 +483,19 @@ class MainWindow(QMainWindow):
         dialog = SettingsDialog(self.session.settings, self)
         if dialog.exec() and dialog.result_settings != self.session.settings:
             self.session.apply_settings(dialog.result_settings)
+
+    def _accept_dialog(self) -> None:
+        """Bulk accept: the confidence and scope asked in a small dialog, remembered in QSettings."""
+        from gui.dialogs.accept_dialog import AcceptDialog
+        q = self.qsettings
+        dialog = AcceptDialog(q.value("suggestions/min_confidence", DEFAULT_MIN_CONFIDENCE, type=float),
+                              q.value("suggestions/every_image", False, type=bool),
+                              self.session.confident_counts, self)
+        if dialog.exec():
+            confidence, every = dialog.confidence.value(), dialog.every_image.isChecked()
+            q.setValue("suggestions/min_confidence", confidence)
+            q.setValue("suggestions/every_image", every)
+            self.session.accept_confident(confidence, every)
 
     def _help_dialog(self) -> None:
         from gui.dialogs.help_dialog import HelpDialog
