@@ -844,6 +844,7 @@ class Session(QObject):
 
     def shutdown(self) -> None:
         """Stop the threads; every autosave write is finished first."""
+        self.suggester.shutdown()
         try:
             self.flush_autosave()
         except (OSError, CutTreeError) as exc:
@@ -852,7 +853,6 @@ class Session(QObject):
             self.autosave.close()
         self.worker.stop()
         self.leaf_cuts.shutdown()
-        self.suggester.shutdown()
 
 
 def _release_cutter(doc: ImageDoc) -> None:

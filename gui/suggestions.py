@@ -38,7 +38,7 @@ class SuggestionRefresher(QObject):
         self._stop = threading.Event()
         self._waiting: Optional[list[tuple[Hashable, SegmentTree]]] = None
         self._closed = False
-        self._delivered.connect(self.arrived, Qt.ConnectionType.QueuedConnection)
+        self._delivered.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
         self._run_ended.connect(self._ended, Qt.ConnectionType.QueuedConnection)
 
     def request(self, trees: Sequence[tuple[Hashable, SegmentTree]]) -> None:
@@ -86,8 +86,14 @@ class SuggestionRefresher(QObject):
             found: dict[int, Suggestion] = dict(suggester.suggest(copy))
             self._delivered.emit(key, tree, found)
 
+    def _deliver(self, key: Hashable, tree: SegmentTree, found: dict[int, Suggestion]) -> None:
+        if not self._closed:             # answers queued before a shutdown are dropped
+            self.arrived.emit(key, tree, found)
+
     def _ended(self, future: Future) -> None:
         self._running = None
+        if self._closed:
+            return
         error = future.exception()
         if error is not None:                # a bug must not stop suggestions for good: say it
             self.failed.emit(f"label suggestions failed: {error!r}")
