@@ -26,7 +26,7 @@ SHORTCUTS: dict[str, tuple[str, tuple[str, ...], str]] = {
                           "in the Categories panel Enter labels with the category found there"),
     "reject_suggestion": ("Re&ject Suggestion", ("Delete",),
                           "refuse the selection's suggestion: never proposed there again (the next best is)"),
-    "accept_confident": ("Accept Confident Su&ggestions…", ("Ctrl+Return",),
+    "accept_confident": ("Accept Confident Su&ggestions…", ("Ctrl+Return", "Ctrl+Enter"),
                          "accept every shown suggestion at or above a confidence, on this image or all images"),
     "select_tool": ("Se&lect Tool", ("Esc",),
                     "click to select regions (leaves the brush or eraser); when already selecting, "
