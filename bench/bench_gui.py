@@ -6,7 +6,10 @@ next to a baseline measured in the same run: one full overlay redraw (numpy only
 edits avoid by redrawing only the box of the regions they change. Goal: every operation
 under 16 ms median and 50 ms worst. A leaf cut (splitting a finest region again) runs in the
 background: its rows are the GUI thread's share, and the time until the split is shown. The CPU column (GUI-thread CPU time) is what the
-operation costs when the machine is shared with other work.
+operation costs when the machine is shared with other work. Label suggestions (issue 14):
+accepting one (Enter), bulk accepting the image, the GUI thread's share of new suggestions
+arriving (every row's confidence changed), and the background refresh after a label until
+its suggestions are shown.
 
 Run: QT_QPA_PLATFORM=offscreen python bench/bench_gui.py [--runs 40]
 """
@@ -69,7 +72,9 @@ def measure(app: QApplication, window: MainWindow, runs: int) -> dict[str, list[
     rng = np.random.default_rng(0)
     out: dict[str, list[tuple[float, float]]] = {k: [] for k in
                                    ("baseline: full redraw", "select", "merge", "split", "relabel", "undo", "granularity",
-                                    "brush stroke", "leaf cut: GUI thread", "leaf cut: until shown")}
+                                    "brush stroke", "leaf cut: GUI thread", "leaf cut: until shown",
+                                    "accept suggestion", "bulk accept image", "suggestions arrive",
+                                    "refresh until shown")}
     window.granularity.setValue(window.granularity.maximum() // 2)
     for run in range(runs):
         front = tree.frontier()
@@ -98,6 +103,8 @@ def measure(app: QApplication, window: MainWindow, runs: int) -> dict[str, list[
             window.undo_group.undo()
         window.session.set_selection([a])
         out["relabel"].append(timed(app, lambda: window.session.label_by_key(1 + run % 9)))
+        out["refresh until shown"].append(until_suggested(app, window))
+        suggestions(app, window, out)
         value = int(rng.integers(window.granularity.maximum()))
         out["granularity"].append(timed(app, lambda: window.granularity.setValue(value)))
         window.session.set_selection([a])
@@ -118,6 +125,32 @@ def leaf_cut(app: QApplication, window: MainWindow) -> tuple[tuple[float, float]
         time.sleep(0.0005)
     app.processEvents()
     return gui_thread, ((time.perf_counter() - start) * 1000, (time.thread_time() - cpu) * 1000)
+
+
+def until_suggested(app: QApplication, window: MainWindow) -> tuple[float, float]:
+    """(wall ms, GUI-thread CPU ms) from now until the background refresh has delivered."""
+    start, cpu = time.perf_counter(), time.thread_time()
+    while window.session.suggester.busy():
+        app.processEvents()
+        time.sleep(0.0005)
+    app.processEvents()
+    return (time.perf_counter() - start) * 1000, (time.thread_time() - cpu) * 1000
+
+
+def suggestions(app: QApplication, window: MainWindow, out: dict) -> None:
+    """Accept one suggestion, bulk accept the image (each undone), and new suggestions arriving."""
+    s, tree = window.session, window.doc.tree
+    offered = [n for n in tree.frontier() if tree.live_suggestion(n) is not None]
+    if not offered:
+        return
+    s.set_selection(offered[:1])
+    out["accept suggestion"].append(timed(app, s.accept_selection))
+    window.undo_group.undo()
+    out["bulk accept image"].append(timed(app, lambda: s.accept_confident(0.0, False)))
+    window.undo_group.undo()
+    until_suggested(app, window)
+    changed = {n: v._replace(confidence=v.confidence * 0.99) for n, v in tree.suggestions.items()}
+    out["suggestions arrive"].append(timed(app, lambda: s._suggestions_arrived(window.doc.key, tree, changed)))
 
 
 def brush_stroke(window: MainWindow, rng: np.random.Generator) -> None:

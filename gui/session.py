@@ -511,8 +511,11 @@ class Session(QObject):
     # ================================================================== label suggestions
     def refresh_suggestions(self) -> None:
         """Suggest again in the background for every image with a tree, the shown one first."""
+        self.suggester.request(self._trees_to_suggest)
+
+    def _trees_to_suggest(self) -> list[tuple[str, SegmentTree]]:
         order = ([self.doc] if self.doc is not None else []) + [d for d in self.docs if d is not self.doc]
-        self.suggester.request([(d.key, d.tree) for d in order if d.tree is not None and not d.locked])
+        return [(d.key, d.tree) for d in order if d.tree is not None and not d.locked]
 
     def _suggestions_arrived(self, key: str, tree: SegmentTree, found: dict[int, Suggestion]) -> None:
         """An image's new suggestions (made from a copy of `tree`: dropped if it was replaced

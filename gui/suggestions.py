@@ -1,6 +1,8 @@
 """Label suggestions kept up to date off the GUI thread (issue 14, decision 0406).
 
-After an edit the session asks for a refresh: the GUI thread takes reading copies of the trees
+After an edit the session asks for a refresh; once no new request came for QUIET_MS (a burst
+of edits, a slider drag, is one refresh, and the refresh does not compete for the CPU and the
+interpreter lock with the edits themselves), the GUI thread takes reading copies of the trees
 that changed (`SegmentTree.reading_copy`, about a millisecond; an atom map is copied again
 only after a stroke or a leaf cut), and one background thread takes their labels in, fits the
 classifier and suggests for every image, the shown one first. Each image's suggestions come
@@ -11,17 +13,21 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Hashable, Optional, Sequence
+from typing import Callable, Hashable, Optional, Sequence
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
 from core.suggest import Suggester
 from core.tree import SegmentTree, Suggestion
 
+QUIET_MS = 150          # a refresh starts once requests have stopped for this long (decision 0406)
+Trees = Callable[[], Sequence[tuple[Hashable, SegmentTree]]]
+
 
 class SuggestionRefresher(QObject):
-    """`request(trees)` with (key, tree) pairs, shown image first; `arrived(key, tree, suggestions)`
-    follows on the GUI thread for each (`tree` is the live tree the copy was made of)."""
+    """`request(trees)`: `trees()` gives (key, tree) pairs, shown image first, when the refresh
+    starts; `arrived(key, tree, suggestions)` follows on the GUI thread for each (`tree` is the
+    live tree the copy was made of)."""
 
     arrived = Signal(object, object, object)       # key, live tree, {node id: Suggestion}
     idle_again = Signal()                          # no run is going on or waiting
@@ -36,27 +42,38 @@ class SuggestionRefresher(QObject):
         self._copies: dict[Hashable, tuple[tuple[int, int, int], SegmentTree]] = {}
         self._running: Optional[Future] = None
         self._stop = threading.Event()
-        self._waiting: Optional[list[tuple[Hashable, SegmentTree]]] = None
+        self._waiting: Optional[Trees] = None
+        self._trees: Optional[Trees] = None
         self._closed = False
+        self._quiet = QTimer(self, singleShot=True, interval=QUIET_MS)
+        self._quiet.timeout.connect(self._begin)
         self._delivered.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
         self._run_ended.connect(self._ended, Qt.ConnectionType.QueuedConnection)
 
-    def request(self, trees: Sequence[tuple[Hashable, SegmentTree]]) -> None:
-        """Suggest again for these images (their labels train the model); coalesced while a run goes on."""
-        if self._closed:
-            return
-        if self._running is not None:
-            self._waiting = list(trees)
-            self._stop.set()
-            return
-        self._start(list(trees))
+    def request(self, trees: Trees) -> None:
+        """Suggest again for these images (their labels train the model), once requests stop."""
+        if not self._closed:
+            self._trees = trees
+            self._quiet.start()
 
     def busy(self) -> bool:
-        return self._running is not None or self._waiting is not None
+        """A refresh is waiting for quiet, running, or waiting for the running one to stop."""
+        return self._quiet.isActive() or self._running is not None or self._waiting is not None
 
-    def _start(self, trees: list[tuple[Hashable, SegmentTree]]) -> None:
-        copies = [(key, tree, self._copy(key, tree)) for key, tree in trees]
-        self._copies = {key: self._copies[key] for key, _ in trees}
+    def _begin(self) -> None:
+        trees, self._trees = self._trees, None
+        if trees is None or self._closed:
+            return
+        if self._running is not None:        # stop it after its current image, then run again
+            self._waiting = trees
+            self._stop.set()
+        else:
+            self._start(trees)
+
+    def _start(self, trees: Trees) -> None:
+        pairs = list(trees())
+        copies = [(key, tree, self._copy(key, tree)) for key, tree in pairs]
+        self._copies = {key: self._copies[key] for key, _ in pairs}
         self._stop = threading.Event()
         self._running = self._pool.submit(self._run, copies, self._stop)
         self._running.add_done_callback(lambda f: self._closed or self._run_ended.emit(f))
@@ -106,5 +123,6 @@ class SuggestionRefresher(QObject):
     def shutdown(self) -> None:
         """Stop taking requests; a run still going on stops after its image and is dropped."""
         self._closed = True
+        self._quiet.stop()
         self._stop.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
