@@ -711,11 +711,16 @@ class SegmentTree:
     def live_suggestion(self, node_id: int) -> Optional[Suggestion]:
         """The node's suggestion, unless the annotator labelled, ignored or rejected it since."""
         suggestion = self.suggestions.get(node_id)
-        if (suggestion is None or node_id not in self.nodes
-                or suggestion.category in self.nodes[node_id].rejected
-                or self.effective_category(node_id) is not None
-                or any(self.nodes[n].ignored for n in [node_id] + self.ancestors(node_id))):
+        if suggestion is None or node_id not in self.nodes or suggestion.category in self.nodes[node_id].rejected:
             return None
+        nid: Optional[int] = node_id
+        inherited = True                # no category met yet on the way up (one walk: drawn per shown region)
+        while nid is not None:
+            node = self.nodes[nid]
+            if node.ignored or (inherited and node.category is not None and node.category != UNLABELLED):
+                return None
+            inherited = inherited and node.category is None
+            nid = node.parent
         return suggestion
 
     def accept_suggestions(self, node_ids: Iterable[int]) -> Optional[Edit]:

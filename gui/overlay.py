@@ -208,9 +208,10 @@ class FrontierOverlay:
 
     Each region is drawn in its category colour (or its own) with a border where two regions
     meet; a region whose category is only suggested is drawn lighter, in the suggested
-    category's colour, and its border is dashed. `update` compares each atom's owner and colour with the last drawing and redraws
-    only the pixels of the atoms that changed and the borders next to them (a merge, a label,
-    an undo touch one or two regions, not the image); it returns their bounding box, the
+    category's colour, and its border is dashed. `update` compares each atom's owner and
+    colour with the last drawing and redraws only the pixels of the atoms that changed and the
+    borders next to them (a merge, a label, an undo touch one or two regions, not the image);
+    it returns their bounding box, the
     part of the canvas to repaint. When pixels moved between atoms (a brush stroke, a leaf
     cut, their undo), the box around the moved pixels is redrawn as well, not the atoms they
     left. A new tree, a rebuilt geometry or a change to most of the image is one full gather.
