@@ -114,7 +114,7 @@ class LayerModel(QStandardItemModel):
         self._parent = {nid: node.parent for nid, node in tree.nodes.items()}
         self._children = {nid: list(node.children) for nid, node in tree.nodes.items()}
         if node_ids is not None:
-            node_ids = node_ids | {d for n in moved for d in tree.descendants(n)}
+            node_ids = node_ids | set(moved) | {d for n in moved for d in tree.descendants(n)}
         self.refresh_values(node_ids)
         self.restructured.emit()
 
