@@ -88,6 +88,7 @@ class Session(QObject):
         self.suggester.failed.connect(self.message)
         self._restoring = False
         self._pushing = False
+        self._shut_down = False
         w = self.worker.worker
         w.started.connect(self._job_started)
         w.progress.connect(self._job_progress)
@@ -234,7 +235,9 @@ class Session(QObject):
                 self.segment(doc)
 
     def _doc_for(self, job: Job) -> Optional[ImageDoc]:
-        if not self.worker.is_current(job):
+        """The image a job's answer is for; None when it was replaced or the session shut down
+        (an answer queued before the worker stopped must not write through a closed autosave)."""
+        if self._shut_down or not self.worker.is_current(job):
             return None
         return next((d for d in self.docs if d.key == job.key), None)
 
@@ -863,6 +866,7 @@ class Session(QObject):
 
     def shutdown(self) -> None:
         """Stop the threads; every autosave write is finished first."""
+        self._shut_down = True
         self.suggester.shutdown()
         try:
             self.flush_autosave()
