@@ -48,9 +48,11 @@ class LayerPanel(QTreeView):
         return [self.layers.node_id(i) for i in self.selectionModel().selectedRows(0)]
 
     def show_selection(self, node_ids: list[int]) -> None:
-        """Select these nodes (without echoing a `selected` signal) and scroll to the first."""
+        """Select these nodes' rows (without echoing a `selected` signal) and scroll to the
+        first; a node without a row selects the row of its nearest ancestor that has one."""
         self._quiet = True
         selection = QItemSelection()
+        node_ids = [n for n in dict.fromkeys(self.layers.row_node(nid) for nid in node_ids) if n is not None]
         for nid in node_ids:
             index = self.layers.index_of(nid)
             if index.isValid():

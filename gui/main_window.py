@@ -287,8 +287,8 @@ class MainWindow(QMainWindow):
             self.layer_model.set_tree(tree)
         elif structure_changed:
             self.layer_model.restructure(rows)
-        else:
-            self.layer_model.refresh_values(rows)
+        else:                                   # a new frontier moves rows of the compacted panel
+            structure_changed = self.layer_model.refresh_values(rows)
         if self._selection_key() != self._drawn_selection:
             self._draw_selection()
         else:

@@ -7,6 +7,7 @@ import numpy as np
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QMessageBox
 
+from gui.layer_model import shown_structure
 from tests.gui_helpers import answer, click, inner_pixel, key, segmented_window, state
 
 LEFT = Qt.MouseButton.LeftButton
@@ -95,10 +96,12 @@ def test_drag_in_the_layer_panel_regroups_and_refuses_a_drop_into_a_descendant(q
     assert window.layer_model.index_of(moved).parent() == window.layer_model.index_of(target)
     key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert state(tree) == start
-    outer = tree.nodes[moved].parent
-    assert not drop(window, [outer], moved)
+    outer = next(n for n in tree.frontier() if tree.nodes[n].children)    # a segment and its half: both rows
+    inner = tree.nodes[outer].children[0]
+    assert window.layer_model.parent_of(inner) == outer
+    assert not drop(window, [outer], inner)
     assert "sub-regions" in window.stage.text() and window.doc.undo.count() == 1
-    assert not drop(window, [tree.root], moved) and state(tree) == start
+    assert not drop(window, [tree.root], inner) and state(tree) == start
 
 
 def test_category_manager_adds_renames_recolours_reorders_and_deletes(qtbot, tmp_path, monkeypatch):
@@ -141,7 +144,8 @@ def test_layer_panel_keeps_its_expansion_across_structure_changes(qtbot, tmp_pat
     window = segmented_window(qtbot, tmp_path)
     tree, panel, model = window.doc.tree, window.layers, window.layer_model
     front = tree.frontier()
-    kept = next(n for n in tree.nodes.values() if n.children and n.id != tree.root).id
+    kept = next(n for n in tree.nodes.values()
+                if n.id != tree.root and model.index_of(n.id).isValid() and model.rowCount(model.index_of(n.id))).id
     panel.expand(model.index_of(kept))
     a, b = front[0], front[-1]
     window.session.set_selection([a, b])
@@ -185,15 +189,22 @@ def test_loading_a_label_set_keeps_used_categories_and_reports_a_bad_file(qtbot,
 
 
 def assert_panel_mirrors(window):
-    """Every node has one row under its parent's row, in the tree's order, showing its name,
-    category, area and cost, bold exactly when it is a segment, checked when visible."""
+    """The rows are a fresh build of the compacted tree: every segment, every marked node and
+    the root has one row under its nearest such ancestor's row, in the tree's order, showing
+    its name, category, area and cost, bold exactly when it is a segment, checked when visible;
+    no other node has a row."""
     tree, model = window.doc.tree, window.layer_model
     bold = Qt.ItemDataRole.FontRole
     assert model.rowCount() == 1 and model.node_id(model.index(0, 0)) == tree.root
+    _, children, _ = shown_structure(tree, set(tree.frontier()))
+    assert set(tree.frontier()) <= children.keys()
     for nid, node in tree.nodes.items():
         index = model.index_of(nid)
-        assert index.isValid() and model.node_id(index) == nid
-        assert [model.node_id(model.index(r, 0, index)) for r in range(model.rowCount(index))] == node.children
+        assert index.isValid() == (nid in children)
+        if not index.isValid():
+            continue
+        assert model.node_id(index) == nid
+        assert [model.node_id(model.index(r, 0, index)) for r in range(model.rowCount(index))] == children[nid]
         texts = tuple(model.data(model.index_of(nid, c)) for c in range(4))
         assert texts == model._texts(nid)
         font = model.data(index, bold)
