@@ -8,7 +8,8 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QMessageBox
 
 from gui.layer_model import shown_structure
-from tests.gui_helpers import answer, click, inner_pixel, key, segmented_window, state
+from tests.gui_helpers import (answer, click, inner_pixel, key, make_window, segmented_window, state, wait_segmented,
+                               write_sample)
 
 LEFT = Qt.MouseButton.LeftButton
 NO_MOD = Qt.KeyboardModifier.NoModifier
@@ -292,3 +293,53 @@ def test_layer_panel_on_screen_matches_a_fresh_render_after_granularity_jumps(qt
         window.granularity.setValue(value)
         qtbot.wait(10)
         assert on_screen_equals_fresh(), f"stale rows after a jump that changed {len(before ^ set(window.doc.tree.frontier()))}"
+
+
+def _rows(model, parent=None, depth=1):
+    """(index, depth) of every row below `parent` (None: the whole panel)."""
+    from PySide6.QtCore import QModelIndex
+    parent = QModelIndex() if parent is None else parent
+    for r in range(model.rowCount(parent)):
+        index = model.index(r, 0, parent)
+        yield index, depth
+        yield from _rows(model, index, depth + 1)
+
+
+def test_layer_panel_is_a_few_levels_deep_and_every_row_shows_its_checkbox_swatch_and_name(qtbot, tmp_path):
+    window = make_window(qtbot, tmp_path)
+    window.resize(1400, 900)
+    window.session.add_paths([write_sample(tmp_path, "astronaut", 256), write_sample(tmp_path, "chelsea", 256)])
+    for index in (0, 1):
+        wait_segmented(qtbot, window, index)
+        window.session.show_image(index)
+        tree, panel, model = window.doc.tree, window.layers, window.layer_model
+        assert max(tree.depth(n) for n in tree.nodes) >= 6                # the tree itself is deep
+        panel.expandAll()
+        qtbot.wait(10)
+        rows = list(_rows(model))
+        assert max(depth for _, depth in rows) <= 4
+        style, metrics = panel.style(), panel.fontMetrics()
+        for index, _ in rows:
+            panel.scrollTo(index)
+            cell = panel.visualRect(index)
+            option = _item_option(panel, index)
+            check = style.subElementRect(style.SubElement.SE_ItemViewItemCheckIndicator, option, panel)
+            swatch = style.subElementRect(style.SubElement.SE_ItemViewItemDecoration, option, panel)
+            text = style.subElementRect(style.SubElement.SE_ItemViewItemText, option, panel)
+            assert cell.contains(check) and cell.contains(swatch) and swatch.width() > 0
+            name = model.data(index)
+            assert text.width() >= metrics.horizontalAdvance(name.split(" (")[0]), name   # at least "region 12"
+
+
+def test_a_row_selects_its_real_node_and_a_node_without_a_row_selects_its_nearest_row(qtbot, tmp_path):
+    window = segmented_window(qtbot, tmp_path)
+    tree, panel, model = window.doc.tree, window.layers, window.layer_model
+    shown = tree.frontier()[-1]
+    index = model.index_of(shown)
+    panel.scrollTo(index)
+    qtbot.mouseClick(panel.viewport(), LEFT, NO_MOD, panel.visualRect(index).center())
+    assert window.selection == [shown]
+    hidden = next(n for n in tree.nodes if not model.index_of(n).isValid())    # an intermediate split
+    window.session.set_selection([hidden])
+    assert window.selection == [hidden]
+    assert panel.selected_ids() == [model.row_node(hidden)] and model.row_node(hidden) in tree.ancestors(hidden)
