@@ -50,11 +50,13 @@ def marked(node: Node) -> bool:
 
 
 def shown_structure(tree: SegmentTree, frontier: set[int]) -> tuple[dict[int, Optional[int]], dict[int, list[int]], dict[int, int]]:
-    """The cut tree compacted for reading: rows for the root, the segments shown, their
-    children (what a split shows) and the nodes the annotator marked; a row's children are its nearest such descendants, in the
+    """The cut tree compacted for reading: rows for the root, the segments shown, the parts
+    of a segment the annotator made (a merge group, a drop target) and the nodes the annotator
+    marked; a row's children are its nearest such descendants, in the
     tree's order (a chain of binary splits reads as one group). Parent, children and depth
     of each row."""
     root = tree.root
+    user_made = {n: math.isinf(tree.nodes[n].cost) for n in frontier}   # a merge, a split or a drop: not the cut's
     parent: dict[int, Optional[int]] = {root: None}
     children: dict[int, list[int]] = {root: []}
     depth = {root: 0}
@@ -62,7 +64,7 @@ def shown_structure(tree: SegmentTree, frontier: set[int]) -> tuple[dict[int, Op
     while stack:
         nid, above = stack.pop()
         node = tree.nodes[nid]
-        if nid in frontier or node.parent in frontier or marked(node):
+        if nid in frontier or marked(node) or (node.parent in frontier and user_made[node.parent]):
             parent[nid], children[nid], depth[nid] = above, [], depth[above] + 1
             children[above].append(nid)
             above = nid
@@ -89,6 +91,7 @@ class LayerModel(QStandardItemModel):
         self._parent: dict[int, Optional[int]] = {}         # the structure the rows show ...
         self._children: dict[int, list[int]] = {}           # ... both ways
         self._depth: dict[int, int] = {}                    # rows above each row
+        self._spare: dict[int, list[QStandardItem]] = {}    # detached rows of nodes without a row now
         self.moving_rows = False     # rows are being moved: a selection the view loses is not the user's
         self._bold = QFont()
         self._bold.setBold(True)
@@ -105,6 +108,7 @@ class LayerModel(QStandardItemModel):
         self._values.clear()
         self._parent.clear()
         self._children.clear()
+        self._spare.clear()
         if tree is not None:
             self._frontier = set(tree.frontier())
             self._parent, self._children, self._depth = shown_structure(tree, self._frontier)
@@ -137,7 +141,8 @@ class LayerModel(QStandardItemModel):
         before = self._frontier
         self._frontier = set(tree.frontier())
         moved: list[int] = []
-        structure_changed = structure_changed or self._frontier != before
+        structure_changed = (structure_changed or self._frontier != before or node_ids is None
+                             or any(self._wants_row(n) != (n in self._items) for n in node_ids & tree.nodes.keys()))
         if structure_changed:
             moved = self._move_rows()
             if node_ids is not None:
@@ -174,12 +179,29 @@ class LayerModel(QStandardItemModel):
         try:
             loose = self._detach(moved, gone)
             for nid in parent.keys() - self._items.keys():
-                loose[nid] = self._new_row(nid)
+                loose[nid] = self._spare_row(nid) if nid in self._spare else self._new_row(nid)
             self._attach(loose, children, depth)
         finally:
             self.moving_rows = False
         self._parent, self._children, self._depth = parent, children, depth
+        for nid in self._spare.keys() - tree.nodes.keys():
+            del self._spare[nid], self._values[nid]
         return moved
+
+    def _spare_row(self, nid: int) -> list[QStandardItem]:
+        """A node's row again, detached, showing its values now (cheaper than a new row)."""
+        cells = self._items[nid] = self._spare.pop(nid)
+        self._show(nid, self._row_values(nid))
+        return cells
+
+    def _wants_row(self, nid: int) -> bool:
+        """Does this node have a row in the compacted tree (see `shown_structure`)?"""
+        tree = self.tree
+        assert tree is not None
+        node = tree.nodes[nid]
+        if nid == tree.root or nid in self._frontier or marked(node):
+            return True
+        return node.parent in self._frontier and math.isinf(tree.nodes[node.parent].cost)
 
     def _rows_below(self, nid: int) -> list[int]:
         """The nodes whose rows are below this node's row."""
@@ -234,12 +256,17 @@ class LayerModel(QStandardItemModel):
         rows below it, which by then all stay under it); the moved ones, by node id."""
         loose: dict[int, list[QStandardItem]] = {}
         removed = set(gone)
+        tree_nodes = self.tree.nodes if self.tree is not None else {}
         for nid in sorted(moved + gone, key=self._depth.__getitem__, reverse=True):
             cell = self._items[nid][0]
             holder = cell.parent() or self.invisibleRootItem()
             cells = holder.takeRow(cell.row())
             if nid in removed:
-                del self._items[nid], self._values[nid]
+                del self._items[nid]
+                if nid in tree_nodes:           # kept for when it gets a row again (a granularity change)
+                    self._spare[nid] = cells
+                else:
+                    del self._values[nid]
             else:
                 loose[nid] = cells
         return loose

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from PySide6.QtCore import QItemSelection, QItemSelectionModel, QRect, Qt, Signal
+from PySide6.QtCore import QItemSelection, QModelIndex, QItemSelectionModel, QRect, Qt, Signal
 from PySide6.QtGui import QRegion
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView
 
@@ -39,7 +39,7 @@ class LayerPanel(QTreeView):
         self._open: set[int] = set()        # expanded nodes, by id: rows a restructure moved lose it
         self.selectionModel().selectionChanged.connect(self._changed)
         self.expanded.connect(lambda index: self._open.add(model.node_id(index)))
-        self.collapsed.connect(lambda index: self._open.discard(model.node_id(index)))
+        self.collapsed.connect(self._closed)
         model.tree_replaced.connect(self._after_reset)
         model.restructured.connect(self._reopen)
         model.values_changed.connect(self._repaint_rows)
@@ -73,6 +73,11 @@ class LayerPanel(QTreeView):
     def _changed(self, *_: object) -> None:
         if not self._quiet and not self.layers.moving_rows:
             self.selected.emit(self.selected_ids())
+
+    def _closed(self, index: QModelIndex) -> None:
+        """The user collapsed a row (a row losing its last child row while rows move is not)."""
+        if not self.layers.moving_rows:
+            self._open.discard(self.layers.node_id(index))
 
     def _repaint_rows(self, node_ids: list[int]) -> None:
         """Repaint the rows of these nodes that are on screen (a granularity jump changes the

@@ -94,15 +94,15 @@ def test_drag_in_the_layer_panel_regroups_and_refuses_a_drop_into_a_descendant(q
     assert drop(window, [moved], target)
     tree.check_invariants()
     assert tree.nodes[moved].parent == target and window.doc.undo.count() == 1
-    assert window.layer_model.index_of(moved).parent() == window.layer_model.index_of(target)
+    assert window.layer_model.row_node(moved) in (moved, target)   # a part of the target now
+    assert_panel_mirrors(window)
     key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert state(tree) == start
-    outer = next(n for n in tree.frontier() if tree.nodes[n].children)    # a segment and its half: both rows
-    inner = tree.nodes[outer].children[0]
-    assert window.layer_model.parent_of(inner) == outer
-    assert not drop(window, [outer], inner)
+    outer = next(n for n in tree.frontier() if tree.nodes[n].children)
+    inner = tree.nodes[outer].children[0]                  # below the segments: no row, the tree refuses
+    assert not window.layer_model.on_regroup([outer], inner)
     assert "sub-regions" in window.stage.text() and window.doc.undo.count() == 1
-    assert not drop(window, [tree.root], inner) and state(tree) == start
+    assert not drop(window, [tree.root], outer) and state(tree) == start
 
 
 def test_category_manager_adds_renames_recolours_reorders_and_deletes(qtbot, tmp_path, monkeypatch):
@@ -145,10 +145,13 @@ def test_layer_panel_keeps_its_expansion_across_structure_changes(qtbot, tmp_pat
     window = segmented_window(qtbot, tmp_path)
     tree, panel, model = window.doc.tree, window.layers, window.layer_model
     front = tree.frontier()
-    kept = next(n for n in tree.nodes.values()
-                if n.id != tree.root and model.index_of(n.id).isValid() and model.rowCount(model.index_of(n.id))).id
-    panel.expand(model.index_of(kept))
     a, b = front[0], front[-1]
+    kept = next(n for n in tree.nodes if n != tree.root and not tree.is_frontier(n) and tree.nodes[n].expanded
+                and not {a, b} & set(tree.descendants(n)))
+    window.session.set_selection([kept])
+    window.session.label_by_key(1)                           # a labelled group of segments: a row with rows
+    assert model.rowCount(model.index_of(kept)) > 0
+    panel.expand(model.index_of(kept))
     window.session.set_selection([a, b])
     window.session.merge_selection()                        # not siblings: a new group node (structure change)
     tree.check_invariants()
