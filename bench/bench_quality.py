@@ -1,9 +1,11 @@
 """Region quality of the weight-free pipeline: BSDS500 val and the CamVid oracle, variants side by side.
 
-Variants (each a Settings plus a pipeline switch, run in one process, interleaved per image so
+Variants (each a Settings plus pipeline switches, run in one process, interleaved per image so
 that the machine's load drifts alike for all):
-  before   today's default before issue 18: walk method, no speck absorption
-  after    the default now: walk method, weak specks absorbed (core.refine.absorb_specks)
+  specks   the default before decision 0007: weak specks absorbed, split costs linear in the
+           walk's ratio, tree down to tau 0.8 (ratio 0.4)
+  after    the default now: costs logarithmic above the default, tree down to tau 0.9
+  nospecks the default before decision 0006: no speck absorption (else as specks)
   contour  the opt-in contour method: walk to the default granularity, contour merges below
 
 Prints BSDS covering / PRI / VoI (ODS, OIS, at the default granularity), the CamVid oracle
@@ -22,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import core.cut.walk  # noqa: E402
 import core.refine  # noqa: E402
 from core.camvid import camvid_frames  # noqa: E402
 from core.cli.evaluate_cmd import DEFAULT_DATA  # noqa: E402
@@ -33,14 +36,25 @@ from core.pipeline import segment  # noqa: E402
 from core.settings import Settings  # noqa: E402
 
 SPECK_AREA = core.refine.SPECK_AREA
-VARIANTS = {"before": (Settings(), False), "after": (Settings(), True),
-            "contour": (Settings(method="contour"), True)}
+RATIO_COST = core.cut.walk.ratio_cost
+
+
+def linear_cost(ratio: float) -> float:
+    """The walk's split cost before decision 0007: linear in the ratio over the whole range."""
+    return core.cut.walk.REFERENCE_GRANULARITY * ratio / core.cut.walk.AUTO_RATIO
+
+
+#: name: (settings, absorb specks, split cost)
+VARIANTS = {"specks": (Settings(tau_max=0.8), True, linear_cost), "after": (Settings(), True, RATIO_COST),
+            "nospecks": (Settings(tau_max=0.8), False, linear_cost),
+            "contour": (Settings(method="contour"), True, RATIO_COST)}
 
 
 def segmented(name: str, image: np.ndarray):
     """(labels_at, seconds) of one variant on one image."""
-    settings, specks = VARIANTS[name]
+    settings, specks, cost = VARIANTS[name]
     core.refine.SPECK_AREA = SPECK_AREA if specks else 0.0
+    core.cut.walk.ratio_cost = cost
     started = time.perf_counter()
     tree = segment(image, settings)
     seconds = time.perf_counter() - started
@@ -74,7 +88,7 @@ def bench_bsds(names: list[str], limit: int) -> None:
 def bench_camvid(names: list[str], limit: int) -> None:
     frames = camvid_frames(DEFAULT_DATA["camvid"], "val")
     frames = frames[:limit] if limit else frames
-    grid = sorted(set(default_granularities(Settings.tau_max, 16)) | {Settings.tau})
+    grid = sorted(set(default_granularities(Settings.tau_max, 36)) | {Settings.tau})
     acc = {n: OracleAccumulator(grid) for n in names}
     seconds = {n: 0.0 for n in names}
     for index, frame in enumerate(frames):

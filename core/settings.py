@@ -92,7 +92,7 @@ class Settings:
     tau: float = setting(0.5, "τ (default granularity)", "granularity shown first: larger gives more "
                          "segments (its segments decide the pixels)", FLOAT, RECUT, CUTTING,
                          lo=0.0, hi=1.0, step=0.01)
-    tau_max: float = setting(0.8, "τ max (tree depth)", "the tree is computed down to this granularity",
+    tau_max: float = setting(0.9, "τ max (tree depth)", "the tree is computed down to this granularity",
                              FLOAT, RECUT, CUTTING, lo=0.0, hi=1.0, step=0.01)
     min_tokens: int = setting(0, "Smallest split", "never split a node with fewer tokens (0 = off)",
                               INT, RECUT, CUTTING, lo=0, hi=100_000, special="off")

@@ -21,7 +21,7 @@ def test_auto_method_picks_the_measured_best_per_encoder(encoder, method, runs):
     ({"timestep": -2}, "timestep=-2 must lie in [-1, 999]"),
     ({"walk_steps": -1}, "walk_steps=-1"), ({"walk_steps": 101}, "walk_steps=101"),
     ({"method": "kmeans"}, "method='kmeans'"), ({"dtype": "int8"}, "dtype='int8'"),
-    ({"tau": 0.9}, "tau=0.9")])
+    ({"tau": 0.95}, "tau=0.95")])
 def test_invalid_values_are_named(changes, named):
     with pytest.raises(SettingsError, match=re.escape(named)):
         Settings(**changes)
@@ -66,7 +66,7 @@ def test_every_field_has_metadata_and_a_cli_flag():
     (["--min-tokens", "8"], {"min_tokens": 8}), (["--max-mask-side", "512"], {"max_mask_side": 512}),
     (["--pamr-dilations", "1,3"], {"pamr_dilations": (1, 3)}), (["--pamr-iterations", "4"], {"pamr_iterations": 4}),
     (["--cache-size", "0"], {"cache_size_mb": 0}), (["--reference-zero-rows"], {"reference_zero_rows": True}),
-    (["--tau", "0.9"], {"tau": 0.9, "tau_max": 0.9}),
+    (["--tau", "0.95"], {"tau": 0.95, "tau_max": 0.95}),
     (["--kl-thresholds", "0.9,0.9,0.9"], {"kl_thresholds": (0.9, 0.9, 0.9)}), (["--timestep", "-1"], {})])
 def test_options_the_old_cli_lacked(argv, expected):
     parser = argparse.ArgumentParser()

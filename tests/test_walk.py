@@ -161,3 +161,31 @@ def test_automatic_steps_spread_the_walk_over_a_tenth_of_the_image():
     assert automatic_steps(variance=1.0, grid=(32, 40)) == 16
     assert automatic_steps(variance=500.0, grid=(32, 48)) == 1        # attention-like jumps
     assert automatic_steps(variance=0.01, grid=(64, 64)) == 20        # capped
+
+
+def test_split_cost_is_linear_up_to_the_default_then_logarithmic_to_the_deepest_ratio():
+    from core.cut.walk import AUTO_RATIO, DEEPEST_RATIO, ratio_cost
+    for ratio in np.linspace(0, AUTO_RATIO, 7):   # the default granularity and below: as before
+        assert ratio_cost(ratio) == pytest.approx(Settings.tau * ratio / AUTO_RATIO)
+    ratios = np.linspace(0, 2 * DEEPEST_RATIO, 200)
+    costs = [ratio_cost(r) for r in ratios]
+    assert np.all(np.diff(costs) > 0)                # continuous at the kink, strictly monotone
+    assert ratio_cost(AUTO_RATIO) == pytest.approx(Settings.tau)
+    assert ratio_cost(DEEPEST_RATIO) == pytest.approx(1.0)
+    assert ratio_cost(0.4) < 0.8 < Settings.tau_max  # the old tau_max's ratio is inside the range
+
+
+def test_the_deeper_range_refines_the_default_cut_and_stays_nested():
+    import skimage.data
+    from PIL import Image
+    from core.pipeline import segment
+    image = np.asarray(Image.fromarray(skimage.data.chelsea()).resize((192, 128)))
+    tree = segment(image, Settings())
+    tree.set_granularity(Settings.tau)
+    coarse = tree.frontier_labels()[0]
+    tree.set_granularity(Settings.tau_max)
+    fine = tree.frontier_labels()[0]
+    assert fine.shape == coarse.shape == image.shape[:2]
+    assert len(np.unique(fine)) > len(np.unique(coarse))
+    for region in np.unique(fine):                  # every fine region inside one coarse region
+        assert len(np.unique(coarse[fine == region])) == 1

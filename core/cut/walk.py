@@ -23,7 +23,9 @@ measured in docs/decisions/0302-walk-ncut.md:
   harder the boundary is to cross than its length and the areas alone explain, so one
   threshold fits small and large regions and every k. A split is kept iff the ratio <
   AUTO_RATIO; costs are scaled so that this sits at the default granularity:
-  cost = tau_ref * ratio / AUTO_RATIO.
+  cost = tau_ref * ratio / AUTO_RATIO up to it, and above it logarithmically, so that the
+  granularity range (tau <= 1) reaches ratios up to DEEPEST_RATIO: the detail CamVid's
+  small things need (docs/decisions/0007-walk-granularity-range.md).
 """
 from __future__ import annotations
 
@@ -44,6 +46,8 @@ from core.settings import Settings
 SPREAD = 0.1
 MAX_STEPS = 20
 AUTO_RATIO = 0.25
+#: the ratio at granularity 1 (the finest the range reaches): four times AUTO_RATIO
+DEEPEST_RATIO = 1.0
 #: Lanczos accuracy: no reference to match, and 100 thresholds need far less than 1e-10
 EIGEN_TOL = 1e-6
 #: the granularity at which the automatic threshold sits (the default tau)
@@ -134,8 +138,12 @@ def split_ratio(w: np.ndarray, null: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def ratio_cost(ratio: float) -> float:
-    """Granularity cost of a split: the automatic threshold maps to the reference granularity."""
-    return REFERENCE_GRANULARITY * ratio / AUTO_RATIO
+    """Granularity cost of a split: linear in the ratio up to the automatic threshold (which maps
+    to the reference granularity), then in its logarithm, DEEPEST_RATIO mapping to 1."""
+    x = ratio / AUTO_RATIO
+    if x <= 1:
+        return REFERENCE_GRANULARITY * x
+    return REFERENCE_GRANULARITY + (1 - REFERENCE_GRANULARITY) * math.log(x) / math.log(DEEPEST_RATIO / AUTO_RATIO)
 
 
 def walk_tree(w: np.ndarray, null: np.ndarray, tau_max: float, min_tokens: int = 0,
