@@ -1,4 +1,6 @@
-"""The cut tree as a QStandardItemModel for the layer panel (one row per node).
+"""The cut tree as a QStandardItemModel for the layer panel, compacted for reading: rows
+for the root, the segments and the nodes the annotator marked or made (`shown_structure`,
+decision 0405); the tree itself stays binary.
 
 Columns: name (with colour swatch and visibility checkbox), category, area, NCut cost.
 Frontier nodes (the segments shown) are bold. The rows live on the C++ side: the view paints,
