@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
 from core.project import Project
+from core.settings import Settings
 from core.tree import UNLABELLED
 from gui.app import sample_doc
 from gui.dialogs.export_dialog import ExportDialog
@@ -88,7 +89,7 @@ def test_a_cut_setting_change_asks_and_each_answer_keeps_the_work_or_is_undoable
     asked = []
     answer(qtbot, "Cancel", asked)
     assert not session.apply_settings(session.settings.replace(tau_max=0.7))
-    assert "1 image(s) have edits" in asked[0] and session.settings.tau_max == 0.8 and window.doc.tree is old
+    assert "1 image(s) have edits" in asked[0] and session.settings.tau_max == Settings().tau_max and window.doc.tree is old
 
     answer(qtbot, KEEP)
     assert session.apply_settings(session.settings.replace(tau_max=0.7))
@@ -215,7 +216,7 @@ def test_slider_follows_undo_redo_and_image_switches(qtbot, tmp_path):
     key(qtbot, window, Qt.Key.Key_Plus)                          # one step from where the image is
     assert window.granularity.value() == start + 20
     key(qtbot, window, Qt.Key.Key_D)
-    assert window.granularity.value() == round(window.docs[1].tree.granularity / 0.8 * 1000) != start + 20
+    assert window.granularity.value() == round(window.docs[1].tree.granularity / window.session.settings.tau_max * 1000) != start + 20
     key(qtbot, window, Qt.Key.Key_A)
     assert window.granularity.value() == start + 20
 

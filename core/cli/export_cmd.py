@@ -9,7 +9,7 @@ from typing import Any
 from core.errors import CutTreeError
 from core.export.common import project_source
 from core.export.formats import FORMATS, Option, export_format, run_export
-from core.project import Project
+from core.cli.project_arg import open_project
 
 
 def register(subparsers: "argparse._SubParsersAction") -> None:
@@ -71,9 +71,7 @@ def run(args: argparse.Namespace) -> int:
     skipped because its annotation file is damaged or refused counts as one)."""
     try:
         options = chosen_options(args)
-        project = Project.open(args.project)
-        for problem in project.problems:
-            print(f"warning: {problem}", file=sys.stderr)
+        project = open_project(args.project)
         result = run_export(args.format, project_source(project), args.out, options)
     except CutTreeError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from core.errors import CutTreeError
-from core.project import Project
+from core.cli.project_arg import open_project
 from core.propagate import propagate_project
 from core.suggest import DEFAULT_MIN_CONFIDENCE
 
@@ -32,9 +32,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if not 0.0 <= args.min_confidence <= 1.0:
             raise CutTreeError(f"--min-confidence {args.min_confidence} must lie in [0, 1]")
-        project = Project.open(args.project)
-        for problem in project.problems:
-            print(f"warning: {problem}", file=sys.stderr)
+        project = open_project(args.project)
         result = propagate_project(project, args.min_confidence, args.accept)
     except CutTreeError as exc:
         print(f"error: {exc}", file=sys.stderr)
