@@ -148,7 +148,7 @@ class LayerModel(QStandardItemModel):
         if structure_changed:
             moved = self._move_rows()
             if node_ids is not None:
-                node_ids = node_ids | {d for n in moved for d in self._rows_below(n)}
+                node_ids = node_ids | set(moved) | {d for n in moved for d in self._rows_below(n)}
         entering_or_leaving = (self._frontier ^ before) & self._items.keys()
         rows = self._items.keys() if node_ids is None else node_ids & self._items.keys()
         changed = [(nid, self._row_values(nid)) for nid in rows]
