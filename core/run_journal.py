@@ -1,7 +1,8 @@
 """A dataset run's state inside the project folder: the writer's lock and the run journal.
 
 The lock (`segment.lock`, an OS file lock the kernel drops when its process dies, even by
-SIGKILL) keeps a second run from writing the same project. The journal (`segment-journal.jsonl`)
+SIGKILL) keeps a second writer (a run, an import, propagate, the window) from writing the same
+project at the same time. The journal (`segment-journal.jsonl`)
 gets one fsync'ed line per finished or failed image, after the image's tree file is written;
 `project.json` is saved only every few hundred images, so after a crash the journal tells which
 trees on disk the project does not list yet, and which images failed and why. A torn last line
@@ -26,14 +27,16 @@ JOURNAL_FILE = "segment-journal.jsonl"
 
 
 class ProjectLocked(CutTreeError):
-    """Another run is writing the project; the message says which."""
+    """Another process is writing the project; the message says which."""
 
 
 class ProjectLock:
-    """An exclusive OS lock on `<project>/segment.lock`, holding who took it (for the message)."""
+    """An exclusive OS lock on `<project>/segment.lock`, holding who took it (for the message);
+    `writer` says what takes it, e.g. "a `cuttree segment` run" or "the CutTree window"."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, writer: str = "a `cuttree segment` run") -> None:
         self.path = Path(folder) / LOCK_FILE
+        self.writer = writer
         self._handle: Optional[Any] = None
 
     def acquire(self) -> None:
@@ -43,11 +46,11 @@ class ProjectLock:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             handle.close()
-            raise ProjectLocked(f"{self.path.parent} is being written by another `cuttree segment` run "
-                                f"({holder}); wait for it to finish or stop it, then run again")
+            raise ProjectLocked(f"{self.path.parent} is being written by {holder}; wait for it to "
+                                f"finish (or close the project there), then try again")
         handle.seek(0)
         handle.truncate()
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()}, started "
+        handle.write(f"{self.writer}, pid {os.getpid()} on {socket.gethostname()}, started "
                      f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
         handle.flush()
         self._handle = handle

@@ -366,19 +366,36 @@ class SegmentTree:
     # ----------------------------------------------------------------- edits
     def set_granularity(self, granularity: float, node_id: Optional[int] = None) -> Optional[Edit]:
         """Expand every node of the subtree whose split cost is below `granularity`; over the
-        whole tree (no `node_id`) the tree remembers it (`self.granularity`, undone with the edit)."""
+        whole tree (no `node_id`) the tree remembers it (`self.granularity`, undone with the edit).
+        A node above a region the annotator labelled or ignored stays expanded: a coarser
+        granularity never folds such a region into an unlabelled one (its label would vanish
+        from the canvas and the exports)."""
         self._begin("granularity")
         if node_id is None:
             assert self._rec is not None
             self._rec.granularity = (self.granularity, granularity)
             self.granularity = granularity
         top = self.root if node_id is None else node_id
+        keep_open = self._above_marked_segments()
         for nid in [top] + self.descendants(top):
             node = self.nodes[nid]
-            want = bool(node.children) and node.cost < granularity
+            want = bool(node.children) and (node.cost < granularity or nid in keep_open)
             if node.expanded != want:
                 self._touch(nid).expanded = want
         return self._end()
+
+    def _above_marked_segments(self) -> set[int]:
+        """The strict ancestors of the regions on or above the frontier that carry a label or
+        an ignore mark (those whose mark decides what some pixels are)."""
+        out: set[int] = set()
+        stack = [self.root]
+        while stack:
+            node = self.nodes[stack.pop()]
+            if node.category is not None or node.ignored:
+                out.update(self.ancestors(node.id))
+            if node.expanded and node.children:
+                stack.extend(node.children)
+        return out
 
     def split(self, node_id: int, cutter: Optional[Cutter] = None) -> Edit:
         """Show a segment's children; a leaf is cut anew by `cutter` (new atoms)."""

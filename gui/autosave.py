@@ -4,6 +4,9 @@
 `Project.write` compresses and writes it on one background thread (15-20 ms at 1024x1024), one
 file after another in the order the edits came. A snapshot whose write has not started yet is
 replaced by a newer one of the same image, so a slider drag does not queue a write per step.
+While it is open it holds the project's writer lock (`core.run_journal.ProjectLock`), so a
+`cuttree segment` run, an import or propagate cannot write the project under the window, nor
+the window under them.
 """
 from __future__ import annotations
 
@@ -13,17 +16,21 @@ from typing import Any, Optional
 from PySide6.QtCore import QObject, Signal
 
 from core.project import Project
+from core.run_journal import ProjectLock
 from core.tree import History, SegmentTree
 
 
 class Autosave(QObject):
-    """Writes one project's annotation files; `failed(image id, message)` arrives on the GUI thread."""
+    """Writes one project's annotation files; `failed(image id, message)` arrives on the GUI thread.
+    Raises `ProjectLocked` when another process is writing the project."""
 
     failed = Signal(int, str)
 
     def __init__(self, project: Project) -> None:
         super().__init__()
         self.project = project
+        self._lock = ProjectLock(project.folder, "the CutTree window")
+        self._lock.acquire()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cuttree-autosave")
         self._futures: list[Future] = []
         self._queued: dict[int, Future] = {}     # the latest write of each image
@@ -59,4 +66,6 @@ class Autosave(QObject):
                 future.result()
 
     def close(self) -> None:
+        """Finish every write, then let other writers have the project."""
         self._pool.shutdown(wait=True)
+        self._lock.release()

@@ -579,7 +579,7 @@ class Session(QObject):
         """Create a project holding every open image (their trees are saved at once)."""
         self.flush_autosave()
         project = Project.create(Path(folder), self.categories, self.settings)
-        self._attach(project)
+        self._attach(project, self._writer(project))
         for doc in self.docs:
             doc.project_id = None
             self._join_project(doc)
@@ -593,10 +593,13 @@ class Session(QObject):
         """Open a project: its images, categories, settings, saved trees and their undo histories.
         Edits in no project are saved, discarded or kept first, as asked (None: kept, not opened)."""
         from gui.project_io import docs_of_project
-        if not self.may_close("Open project"):
-            return None
         project = Project.open(Path(folder))
-        self._attach(project)
+        writer = self._writer(project)          # refused before anything is asked or changed
+        if not self.may_close("Open project"):
+            if writer is not self.autosave:
+                writer.close()
+            return None
+        self._attach(project, writer)
         self.settings = project.settings
         self.settings_changed.emit()
         self.categories = list(project.categories)
@@ -632,12 +635,25 @@ class Session(QObject):
                 self._restoring = False
             doc.undo.setClean()
 
-    def _attach(self, project: Project) -> None:
-        if self.autosave is not None:
-            self.autosave.close()
+    def _writer(self, project: Project) -> Autosave:
+        """The autosave for `project`, holding its writer lock (raises ProjectLocked when
+        another process writes it); the current one when `project` is the same folder."""
+        current = self.autosave
+        if current is not None and current.project.folder.resolve() == project.folder.resolve():
+            return current
+        return Autosave(project)
+
+    def _attach(self, project: Project, autosave: Autosave) -> None:
+        """Make `project` the one edits are saved to, by `autosave` (from `_writer`)."""
+        if autosave is self.autosave:
+            self.flush_autosave()
+            autosave.project = project
+        else:
+            if self.autosave is not None:
+                self.autosave.close()
+            autosave.failed.connect(self._autosave_failed)
         self.project = project
-        self.autosave = Autosave(project)
-        self.autosave.failed.connect(self._autosave_failed)
+        self.autosave = autosave
         self.project_changed.emit()
 
     def _join_project(self, doc: ImageDoc) -> None:

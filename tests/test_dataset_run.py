@@ -145,7 +145,7 @@ def test_a_second_run_on_a_locked_project_is_refused(photos, tmp_path, capsys):
     with ProjectLock(project):
         code = cli(["segment", str(photos / "coffee.png"), "--project", str(project), *CLASSIC])
     err = capsys.readouterr().err
-    assert code == 2 and "being written by another" in err and f"pid {os.getpid()}" in err
+    assert code == 2 and "is being written by a `cuttree segment` run" in err and f"pid {os.getpid()}" in err
     assert not (project / "annotations").exists()
     assert cli(["segment", str(photos / "coffee.png"), "--project", str(project), *CLASSIC]) == 0
 

@@ -39,6 +39,7 @@ def test_new_project_autosave_and_reopen(qtbot, tmp_path):
     expected = (tree.frontier(), {n: tree.effective_category(n) for n in tree.frontier()},
                 {n: tree.nodes[n].ignored for n in tree.frontier()}, tree.atom_map.copy())
 
+    window.close()                  # one writer per project: the first window lets it go
     second = tmp_path / "second"
     second.mkdir()
     other = make_window(qtbot, second)

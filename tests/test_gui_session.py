@@ -8,6 +8,7 @@ import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
+from core.cli import run as cli
 from core.project import Project
 from core.settings import Settings
 from core.tree import UNLABELLED
@@ -197,6 +198,7 @@ def test_opening_another_project_asks_about_unsaved_edits(qtbot, tmp_path):
     wait_segmented(qtbot, other)
     other.session.set_selection(other.doc.tree.frontier()[:1])
     other.session.label_by_key(1)
+    window.close()                  # one writer per project: the first window lets it go
     answer(qtbot, "Cancel")
     assert other.session.open_project(folder) is None and other.doc.name == "chelsea.png"
     answer(qtbot, "Discard")
@@ -284,3 +286,32 @@ def test_undo_survives_closing_and_reopening_the_project(qtbot, tmp_path):
     assert not any(labels(other.doc.tree).values())
     key(qtbot, other, Qt.Key.Key_Z, CTRL | Qt.KeyboardModifier.ShiftModifier)
     assert sum(1 for c in labels(other.doc.tree).values() if c) == 1
+
+
+def test_a_project_has_one_writer_at_a_time(qtbot, tmp_path, capsys):
+    """While a window has a project open, a second window, a `segment` run, an import and
+    propagate are refused with a message naming the holder, and nothing changes; once the
+    window opens another project, they may write it."""
+    window = labelled_project(qtbot, tmp_path)
+    folder = window.project.folder
+    expected = labels(window.doc.tree)
+    image = write_sample(tmp_path, "coffee")
+    other = make_window(qtbot, tmp_path)
+    other.session.add_paths([write_sample(tmp_path, "chelsea")])
+    asked: list[str] = []
+    answer(qtbot, "OK", asked)
+    other._try("Cannot open the project", lambda: other.session.open_project(folder))
+    qtbot.waitUntil(lambda: bool(asked))
+    assert "being written by the CutTree window" in asked[0] and str(folder) in asked[0]
+    assert other.project is None and [d.name for d in other.docs] == ["chelsea.png"]
+    capsys.readouterr()
+    for command in (["segment", str(image), "--project", str(folder), "--tokens", "12"],
+                    ["propagate", str(folder)]):
+        assert cli(command) != 0
+        assert "being written by the CutTree window" in capsys.readouterr().err
+    assert len(Project.open(folder).images) == 1
+    window.session.new_project(tmp_path / "elsewhere")
+    assert cli(["segment", str(image), "--project", str(folder), "--tokens", "12"]) == 0
+    project = Project.open(folder)
+    assert len(project.images) == 2
+    assert labels(project.load_tree(next(iter(project.images))).tree) == expected

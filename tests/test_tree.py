@@ -278,3 +278,39 @@ def test_forget_category_unlabels_only_that_category():
     tree.undo(edit)
     assert tree.effective_category(b) == 5
     assert tree.forget_category(9) is None
+
+
+def pixel_categories(tree: SegmentTree) -> np.ndarray:
+    """What each pixel is labelled (or ignored: -1) as the canvas and the exports see it."""
+    lut = np.zeros(tree.n_atoms, dtype=np.int64)
+    for nid in tree.frontier():
+        ignored = any(tree.nodes[n].ignored for n in [nid] + tree.ancestors(nid))
+        lut[tree.nodes[nid].atoms] = -1 if ignored else (tree.effective_category(nid) or 0)
+    return lut[tree.atom_map]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_no_granularity_folds_a_labelled_region_into_an_unlabelled_one(seed):
+    """Labels and ignore marks set at one granularity decide the same pixels at every other
+    (a coarser τ used to fold a labelled region into its unlabelled parent: gone from the
+    canvas and the exports); undo still restores the frontier exactly."""
+    rng = np.random.default_rng(seed)
+    tree = random_tree(rng, n_atoms=24)
+    history = History(tree)
+    for _ in range(6):
+        history.push(tree.set_granularity(float(rng.uniform(0, 1))))
+        front = tree.frontier()
+        chosen = [int(n) for n in rng.choice(front, min(2, len(front)), replace=False)]
+        history.push(tree.label(chosen[:1], int(rng.integers(1, 4))))
+        if len(chosen) > 1 and rng.random() < 0.5:
+            history.push(tree.set_ignored(chosen[1:], True))
+        expected = pixel_categories(tree)
+        for tau in rng.uniform(0, 1, 5):
+            before = tree.frontier()
+            edit = tree.set_granularity(float(tau))
+            assert np.array_equal(pixel_categories(tree), expected)
+            if edit is not None:
+                tree.undo(edit)
+                assert tree.frontier() == before
+                tree.redo(edit)
+            tree.check_invariants()
