@@ -244,9 +244,11 @@ def test_layer_panel_mirrors_the_tree_through_edits_undo_and_a_checkbox_click(qt
         else:
             window.undo_group.undo()
         tree.check_invariants()
+        qtbot.waitUntil(lambda: not window.panel_pending())    # a granularity change: when it rests
         assert_panel_mirrors(window)
     while window.doc.undo.canUndo():
         window.undo_group.undo()
+    qtbot.waitUntil(lambda: not window.panel_pending())
     assert_panel_mirrors(window)
 
     shown = tree.frontier()[0]
@@ -294,6 +296,7 @@ def test_layer_panel_on_screen_matches_a_fresh_render_after_granularity_jumps(qt
     for value in [0, steps] + [int(v) for v in rng.integers(steps, size=8)]:
         before = set(window.doc.tree.frontier())
         window.granularity.setValue(value)
+        qtbot.waitUntil(lambda: not window.panel_pending())
         qtbot.wait(10)
         assert on_screen_equals_fresh(), f"stale rows after a jump that changed {len(before ^ set(window.doc.tree.frontier()))}"
 
@@ -346,3 +349,23 @@ def test_a_row_selects_its_real_node_and_a_node_without_a_row_selects_its_neares
     window.session.set_selection([hidden])
     assert window.selection == [hidden]
     assert panel.selected_ids() == [model.row_node(hidden)] and model.row_node(hidden) in tree.ancestors(hidden)
+
+
+def test_a_slider_drag_moves_the_panel_rows_once_when_it_rests(qtbot, tmp_path):
+    """Each step of a drag redraws the canvas at once; the compacted panel's rows move once,
+    PANEL_DELAY_MS after the last step, and then mirror the tree."""
+    window = segmented_window(qtbot, tmp_path)
+    moves: list[int] = []
+    window.layer_model.restructured.connect(lambda: moves.append(1))
+    drawn = []
+    set_overlay = window.canvas.set_overlay
+    window.canvas.set_overlay = lambda *a: (drawn.append(1), set_overlay(*a))
+    frontiers = set()
+    for step, value in enumerate(range(200, 800, 50)):
+        window.granularity.setValue(value)
+        frontiers.add(tuple(window.doc.tree.frontier()))
+        assert len(drawn) == step + 1                  # the canvas at once
+    assert len(frontiers) > 3 and moves == [] and window.panel_pending()
+    qtbot.waitUntil(lambda: not window.panel_pending())
+    assert moves == [1]
+    assert_panel_mirrors(window)
