@@ -4,10 +4,10 @@ from __future__ import annotations
 from typing import Optional
 
 from PySide6.QtCore import QItemSelection, QModelIndex, QItemSelectionModel, QRect, Qt, Signal
-from PySide6.QtGui import QRegion
+from PySide6.QtGui import QAction, QRegion
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView
 
-from gui.layer_model import LayerModel
+from gui.layer_model import COLUMNS, LayerModel
 
 
 class LayerPanel(QTreeView):
@@ -19,6 +19,7 @@ class LayerPanel(QTreeView):
         super().__init__()
         self.layers = model
         self.setModel(model)
+        self._column_actions: list[QAction] = []
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setDragDropMode(QAbstractItemView.DragDropMode.DragDrop)   # drop = regroup (see LayerModel)
         self.setDefaultDropAction(Qt.DropAction.MoveAction)
@@ -35,6 +36,8 @@ class LayerPanel(QTreeView):
         for column, width in ((1, 80), (2, 62), (3, 44)):   # fixed widths: sizing to contents reads every row
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(column, width)
+        self._column_menu(header)
+        self.setColumnHidden(COLUMNS.index("Cost"), True)    # the name needs the width; right-click the header
         self._quiet = False
         self._open: set[int] = set()        # expanded nodes, by id: rows a restructure moved lose it
         self.selectionModel().selectionChanged.connect(self._changed)
@@ -43,6 +46,23 @@ class LayerPanel(QTreeView):
         model.tree_replaced.connect(self._after_reset)
         model.restructured.connect(self._reopen)
         model.values_changed.connect(self._repaint_rows)
+
+    def _column_menu(self, header: QHeaderView) -> None:
+        """Right-click on the header shows or hides each column but the region's."""
+        header.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        for column, title in enumerate(COLUMNS[1:], start=1):
+            action = QAction(title, header, checkable=True, checked=not self.isColumnHidden(column))
+            action.toggled.connect(lambda on, c=column: self.setColumnHidden(c, not on))
+            header.addAction(action)
+            self._column_actions.append(action)
+
+    def setColumnHidden(self, column: int, hide: bool) -> None:
+        super().setColumnHidden(column, hide)
+        if 0 < column <= len(self._column_actions):
+            action = self._column_actions[column - 1]
+            action.blockSignals(True)
+            action.setChecked(not hide)
+            action.blockSignals(False)
 
     def selected_ids(self) -> list[int]:
         return [self.layers.node_id(i) for i in self.selectionModel().selectedRows(0)]

@@ -334,7 +334,7 @@ def test_layer_panel_is_a_few_levels_deep_and_every_row_shows_its_checkbox_swatc
             text = style.subElementRect(style.SubElement.SE_ItemViewItemText, option, panel)
             assert cell.contains(check) and cell.contains(swatch) and swatch.width() > 0
             name = model.data(index)
-            assert text.width() >= metrics.horizontalAdvance(name.split(" (")[0]), name   # at least "region 12"
+            assert text.width() >= metrics.horizontalAdvance(name), name       # "region 12 (8.3%)" whole
 
 
 def test_a_row_selects_its_real_node_and_a_node_without_a_row_selects_its_nearest_row(qtbot, tmp_path):
@@ -369,3 +369,15 @@ def test_a_slider_drag_moves_the_panel_rows_once_when_it_rests(qtbot, tmp_path):
     qtbot.waitUntil(lambda: not window.panel_pending())
     assert moves == [1]
     assert_panel_mirrors(window)
+
+
+def test_the_panel_header_menu_shows_and_hides_columns(qtbot, tmp_path):
+    """Cost starts hidden (the name needs the width); the header's menu brings it back."""
+    window = segmented_window(qtbot, tmp_path)
+    panel = window.layers
+    actions = {a.text(): a for a in panel.header().actions()}
+    assert set(actions) == {"Category", "Area", "Cost"} and panel.isColumnHidden(3) and not actions["Cost"].isChecked()
+    actions["Cost"].trigger()
+    assert not panel.isColumnHidden(3) and actions["Cost"].isChecked()
+    actions["Area"].trigger()
+    assert panel.isColumnHidden(2)
