@@ -8,7 +8,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 import qtawesome as qta
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (QCheckBox, QDockWidget, QFileDialog, QInputDialog, QLabel, QMainWindow,
                                QMessageBox, QProgressBar, QPushButton, QSizePolicy, QSlider, QToolBar)
@@ -33,6 +33,7 @@ from gui.session import Session
 from gui.shortcuts import SHORTCUTS
 
 SLIDER_STEPS = 1000
+PANEL_DELAY_MS = 60               # a granularity change redraws the canvas at once, the panel when the slider rests
 SLIDER_WIDTH = 260                # px: the granularity slider keeps it whatever the docks do
 SELECT_FILL, SELECT_LINE = (255, 255, 255, 70), (255, 220, 0, 255)
 HOVER_FILL, HOVER_LINE = (255, 255, 255, 40), (255, 255, 255, 160)
@@ -128,6 +129,10 @@ class MainWindow(QMainWindow):
         self.addToolBar(Qt.ToolBarArea.BottomToolBarArea, bar)
 
         self.layer_model = LayerModel(self.session.category_name)
+        self._panel_structure = False                       # what the panel has still to show (`update_panel`)
+        self._panel_rows: Optional[set[int]] = set()
+        self._panel_timer = QTimer(self, singleShot=True, interval=PANEL_DELAY_MS)
+        self._panel_timer.timeout.connect(self.update_panel)
         self.layer_model.on_visibility = self.session.set_visible
         self.layer_model.on_regroup = self.session.regroup
         self.layers = LayerPanel(self.layer_model)
@@ -259,6 +264,7 @@ class MainWindow(QMainWindow):
         self.hover = None
         if doc is None or not doc.ready:
             self.canvas.set_image(overlay.rgb_image(np.full((64, 64, 3), 80, np.uint8)))
+            self._panel_timer.stop()
             self.layer_model.set_tree(None)
             self._drawn_selection = ()
             return
@@ -274,35 +280,61 @@ class MainWindow(QMainWindow):
 
     def _tree_edited(self, edits: Sequence[Edit]) -> None:
         tree = self.session.doc.tree
-        self.refresh(changes_structure(edits), changed_rows(tree, edits))
+        structure = changes_structure(edits)
+        granularity_only = not structure and all(edit.kind == "granularity" for edit in edits)
+        self.refresh(structure, changed_rows(tree, edits), defer_panel=granularity_only)
         if any(edit.granularity is not None for edit in edits):
             self._sync_slider()
 
-    def refresh(self, structure_changed: bool = True, rows: Optional[set[int]] = None) -> None:
+    def refresh(self, structure_changed: bool = True, rows: Optional[set[int]] = None,
+                defer_panel: bool = False) -> None:
         """Redraw overlay, selection and layer panel after the tree changed.
 
-        `rows`: the layer-panel rows that may show new values (None: all of them)."""
+        `rows`: the layer-panel rows that may show new values (None: all of them). With
+        `defer_panel` (a granularity change) the panel follows PANEL_DELAY_MS after the last
+        such change: a slider drag moves rows of the compacted panel once, not at every step."""
         doc = self.session.doc
         if doc is None or doc.tree is None or doc.image is None:
             return
-        tree = doc.tree
         colors = {c.id: c.color for c in self.session.categories}
-        box = self.frontier_overlay.update(tree, colors, self.opacity)
+        box = self.frontier_overlay.update(doc.tree, colors, self.opacity)
         self.canvas.set_overlay(self.frontier_overlay.pixels, box)
-        reset = self.layer_model.tree is not tree
-        if reset:
-            self.layer_model.set_tree(tree)
-        elif structure_changed:
-            self.layer_model.restructure(rows)
+        self._panel_structure |= structure_changed
+        if self._panel_rows is not None:
+            self._panel_rows = None if rows is None else self._panel_rows | rows
+        if defer_panel:
+            self._panel_timer.start()
         else:
-            self.layer_model.refresh_values(rows)
+            self.update_panel()
         if self._selection_key() != self._drawn_selection:
             self._draw_selection()
         else:
-            if reset or structure_changed:      # moved rows leave the panel's selection
-                self.layers.show_selection(self.session.selection)
             self.stage.setText(self.session.describe())
         self._draw_hover()
+
+    def panel_pending(self) -> bool:
+        """Is a deferred layer-panel update still to come?"""
+        return self._panel_timer.isActive()
+
+    def update_panel(self) -> None:
+        """Bring the layer panel to the shown tree: the rows due since the last update."""
+        self._panel_timer.stop()
+        doc = self.session.doc
+        structure, rows = self._panel_structure, self._panel_rows
+        self._panel_structure, self._panel_rows = False, set()
+        tree = doc.tree if doc is not None and doc.ready else None
+        if tree is None:
+            return
+        if self.layer_model.tree is not tree:
+            self.layer_model.set_tree(tree)
+            moved = True
+        elif structure:
+            self.layer_model.restructure(rows)
+            moved = True
+        else:                                   # a new frontier moves rows of the compacted panel
+            moved = self.layer_model.refresh_values(rows)
+        if moved:                               # moved rows leave the panel's selection
+            self.layers.show_selection(self.session.selection)
 
     def _selection_changed(self, echo: bool) -> None:
         if echo:
