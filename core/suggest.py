@@ -24,9 +24,9 @@ from core.descriptors import node_statistics
 from core.tree import SegmentTree, Suggestion
 
 PURE = 0.9                    # a training node: at least this share of its pixels in one category
-L2 = 1e-3                     # ridge penalty per weight, on standardised descriptors (decision 0304)
+L2 = 1e-2                     # ridge penalty per weight, on standardised descriptors (decision 0304)
 MAX_ITERATIONS = 300
-DEFAULT_MIN_CONFIDENCE = 0.95  # bulk accept: suggestions at or above this confidence (decision 0304)
+DEFAULT_MIN_CONFIDENCE = 0.80  # bulk accept: suggestions at or above this confidence (decision 0304)
 #: full confidence needs the nearest labelled example of another category at least this many
 #: times farther than the nearest of the suggested one (decision 0304)
 TRUST_RATIO = 2.0
@@ -182,6 +182,10 @@ class Suggester:
         stamp = (id(tree), tree.version)
         if key not in self._examples or self._examples[key][0] != stamp:
             self._examples[key] = (stamp, examples(tree))
+
+    def keep_only(self, keys: set) -> None:
+        """Forget the examples of images not in `keys` (closed, or left the project)."""
+        self._examples = {k: v for k, v in self._examples.items() if k in keys}
 
     def add_examples(self, key: Hashable, found: Optional[Examples]) -> None:
         """Take in examples computed elsewhere (a pass over a project that does not keep trees)."""

@@ -160,6 +160,18 @@ class SegmentTree:
         tree.nodes[tree.root].expanded = True
         return tree
 
+    def reading_copy(self, atom_map: Optional[np.ndarray] = None) -> "SegmentTree":
+        """A copy another thread may read while this tree is edited (node states, atom areas, no
+        suggestions; descriptors shared). `atom_map`: a copy made earlier at the same atom version."""
+        copy = object.__new__(SegmentTree)
+        copy.__dict__.update(self.__dict__)
+        copy.nodes = {nid: node.copy() for nid, node in self.nodes.items()}
+        copy.atom_map = self.atom_map.copy() if atom_map is None else atom_map
+        copy._atom_area = self._atom_area.copy()
+        copy._rec, copy._frontier, copy._atom_log = None, None, []
+        copy.suggestions = {}
+        return copy
+
     # ----------------------------------------------------------------- queries
     @property
     def shape(self) -> tuple[int, int]:
@@ -716,11 +728,16 @@ class SegmentTree:
     def live_suggestion(self, node_id: int) -> Optional[Suggestion]:
         """The node's suggestion, unless the annotator labelled, ignored or rejected it since."""
         suggestion = self.suggestions.get(node_id)
-        if (suggestion is None or node_id not in self.nodes
-                or suggestion.category in self.nodes[node_id].rejected
-                or self.effective_category(node_id) is not None
-                or any(self.nodes[n].ignored for n in [node_id] + self.ancestors(node_id))):
+        if suggestion is None or node_id not in self.nodes or suggestion.category in self.nodes[node_id].rejected:
             return None
+        nid: Optional[int] = node_id
+        inherited = True                # no category met yet on the way up (one walk: drawn per shown region)
+        while nid is not None:
+            node = self.nodes[nid]
+            if node.ignored or (inherited and node.category is not None and node.category != UNLABELLED):
+                return None
+            inherited = inherited and node.category is None
+            nid = node.parent
         return suggestion
 
     def accept_suggestions(self, node_ids: Iterable[int]) -> Optional[Edit]:

@@ -28,9 +28,9 @@ def main() -> None:
     app = QApplication.instance() or QApplication([])
     qsettings = QSettings(str(Path(tempfile.mkdtemp()) / "shot.ini"), QSettings.Format.IniFormat)
     window = MainWindow(qsettings=qsettings)
-    window.resize(1400, 860)
+    window.resize(1400, 900)
     window.show()
-    window.add_images([sample_doc(name) for name in ("coffee", *[s for s in SAMPLES if s != "coffee"])])
+    window.session.add_images([sample_doc(name) for name in SAMPLES])
     while window.doc.tree is None:
         app.processEvents()
         time.sleep(0.02)
@@ -38,9 +38,9 @@ def main() -> None:
     tree = window.doc.tree
     regions = sorted(tree.frontier(), key=tree.area, reverse=True)
     for region, category in zip(regions[:4], (7, 9, 9, 9)):
-        window.set_selection([region])
-        window.label_by_key(category)
-    window.set_selection([regions[1]])
+        window.session.set_selection([region])
+        window.session.label_by_key(category)
+    window.session.set_selection([regions[1]])
     window.layers.scrollToTop()
     window.set_tool("brush")                         # the brush circle under the cursor
     viewport = window.canvas.viewport()

@@ -1,6 +1,7 @@
 """The category dock: a searchable list (number keys 1-9 follow its order) and its manager.
 
-Double-click or Enter labels the selection. The buttons add, rename, recolour, reorder,
+Double-click or Enter labels the selection (the search box and the list keep Enter, which
+elsewhere accepts a label suggestion). The buttons add, rename, recolour, reorder,
 switch thing/stuff and delete categories, or load a label set (any COCO category list);
 every change is emitted as the whole new list (`changed`), so the window stays the one owner
 of the categories (and of the project that stores them). Deleting is only a request (`delete_requested`): the window first unlabels the
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import qtawesome as qta
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QColor, QPixmap
 from PySide6.QtWidgets import (QColorDialog, QFileDialog, QHBoxLayout, QInputDialog, QLineEdit, QListWidget,
                                QListWidgetItem, QMessageBox, QToolButton, QVBoxLayout, QWidget)
@@ -42,6 +43,8 @@ class CategoryPanel(QWidget):
         layout.addWidget(self.search)
         layout.addWidget(self.list)
         layout.addLayout(self._buttons())
+        self.search.installEventFilter(self)
+        self.list.installEventFilter(self)
         self.search.textChanged.connect(self._filter)
         self.search.returnPressed.connect(self._enter)
         self.list.itemActivated.connect(lambda item: self.chosen.emit(item.data(Qt.ItemDataRole.UserRole)))
@@ -68,6 +71,15 @@ class CategoryPanel(QWidget):
             self.buttons[name] = button
         row.addStretch(1)
         return row
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Enter in the search box or the list labels by the category there: it is taken before
+        the window's Enter shortcut (accept the suggestion) can be."""
+        if (event.type() == QEvent.Type.ShortcutOverride and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+                and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier):
+            event.accept()
+            return True
+        return super().eventFilter(watched, event)
 
     # ------------------------------------------------------------------ showing
     def set_categories(self, categories: list[Category]) -> None:

@@ -97,7 +97,8 @@ def push_restored(stack: QUndoStack, tree: SegmentTree, history: History,
 def changed_rows(tree: SegmentTree, edits: Sequence[Edit]) -> set[int]:
     """Nodes whose layer-panel row may show something new after these edits: the nodes whose
     shown values changed (not merely expanded or collapsed: the panel compares the frontier
-    itself), and the sub-regions of a relabelled node (they show the inherited category)."""
+    itself), and the sub-regions of a relabelled or (un)ignored node (they show the inherited
+    category, and lose or regain their suggestions)."""
     rows: set[int] = set()
     for edit in edits:
         if edit.pixels is not None:      # pixels moved: every region holding their atoms has a new area
@@ -106,7 +107,8 @@ def changed_rows(tree: SegmentTree, edits: Sequence[Edit]) -> set[int]:
                     rows.update(tree.path_to_atom(int(atom)))
         for nid, before in edit.before.items():
             after = edit.after.get(nid)
-            if before is None or after is None or before.category != after.category:
+            # a label or an ignore also changes what the sub-regions show (inherited, suggestions)
+            if before is None or after is None or before.category != after.category or before.ignored != after.ignored:
                 rows.add(nid)
                 rows.update(tree.descendants(nid) if nid in tree.nodes else ())
             elif _shown_values_differ(before, after):
@@ -115,7 +117,7 @@ def changed_rows(tree: SegmentTree, edits: Sequence[Edit]) -> set[int]:
 
 
 def _shown_values_differ(before: Node, after: Node) -> bool:
-    return (before.name != after.name or before.ignored != after.ignored or before.visible != after.visible
+    return (before.name != after.name or before.rejected != after.rejected or before.visible != after.visible
             or before.color != after.color or before.cost != after.cost
             or (before.atoms is not after.atoms and not np.array_equal(before.atoms, after.atoms)))
 

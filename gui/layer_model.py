@@ -1,4 +1,6 @@
-"""The cut tree as a QStandardItemModel for the layer panel (one row per node).
+"""The cut tree as a QStandardItemModel for the layer panel, compacted for reading: rows
+for the root, the segments and the nodes the annotator marked or made (`shown_structure`,
+decision 0405); the tree itself stays binary.
 
 Columns: name (with colour swatch and visibility checkbox), category, area, NCut cost.
 Frontier nodes (the segments shown) are bold. The rows live on the C++ side: the view paints,
@@ -18,7 +20,7 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence
 from PySide6.QtCore import QMimeData, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QStandardItem, QStandardItemModel
 
-from core.tree import SegmentTree
+from core.tree import Node, SegmentTree
 from gui.region_names import region_name
 
 COLUMNS = ("Region", "Category", "Area", "Cost")
@@ -42,6 +44,35 @@ class RowValues(NamedTuple):
     visible: bool
     shown: bool
     ignored: bool
+    suggested: bool = False      # the category shown is a label suggestion ("? road 0.93")
+
+
+def marked(node: Node) -> bool:
+    """Did the annotator say something about this node (a label, a name, hidden, ignored)?"""
+    return node.category is not None or bool(node.name) or not node.visible or node.ignored
+
+
+def shown_structure(tree: SegmentTree, frontier: set[int]) -> tuple[dict[int, Optional[int]], dict[int, list[int]], dict[int, int]]:
+    """The cut tree compacted for reading: rows for the root, the segments shown, the parts
+    of a segment the annotator made (a merge group, a drop target) and the nodes the annotator
+    marked; a row's children are its nearest such descendants, in the
+    tree's order (a chain of binary splits reads as one group). Parent, children and depth
+    of each row."""
+    root = tree.root
+    user_made = {n: math.isinf(tree.nodes[n].cost) for n in frontier}   # a merge, a split or a drop: not the cut's
+    parent: dict[int, Optional[int]] = {root: None}
+    children: dict[int, list[int]] = {root: []}
+    depth = {root: 0}
+    stack = [(child, root) for child in reversed(tree.nodes[root].children)]
+    while stack:
+        nid, above = stack.pop()
+        node = tree.nodes[nid]
+        if nid in frontier or marked(node) or (node.parent in frontier and user_made[node.parent]):
+            parent[nid], children[nid], depth[nid] = above, [], depth[above] + 1
+            children[above].append(nid)
+            above = nid
+        stack.extend((child, above) for child in reversed(node.children))
+    return parent, children, depth
 
 
 class LayerModel(QStandardItemModel):
@@ -62,9 +93,14 @@ class LayerModel(QStandardItemModel):
         self._values: dict[int, RowValues] = {}             # what each row shows now
         self._parent: dict[int, Optional[int]] = {}         # the structure the rows show ...
         self._children: dict[int, list[int]] = {}           # ... both ways
+        self._depth: dict[int, int] = {}                    # rows above each row
+        self._spare: dict[int, list[QStandardItem]] = {}    # detached rows of nodes without a row now
         self.moving_rows = False     # rows are being moved: a selection the view loses is not the user's
         self._bold = QFont()
         self._bold.setBold(True)
+        self._italic, self._bold_italic = QFont(), QFont(self._bold)
+        self._italic.setItalic(True)
+        self._bold_italic.setItalic(True)
         self.setHorizontalHeaderLabels(list(COLUMNS))
 
     # ------------------------------------------------------------------ updates
@@ -78,11 +114,11 @@ class LayerModel(QStandardItemModel):
         self._values.clear()
         self._parent.clear()
         self._children.clear()
+        self._spare.clear()
         if tree is not None:
             self._frontier = set(tree.frontier())
-            for nid, node in tree.nodes.items():
-                self._parent[nid] = node.parent
-                self._children[nid] = list(node.children)
+            self._parent, self._children, self._depth = shown_structure(tree, self._frontier)
+            for nid in self._parent:
                 self._new_row(nid)
             for nid, children in self._children.items():
                 for child in children:
@@ -94,39 +130,33 @@ class LayerModel(QStandardItemModel):
         """Nodes were added, removed or moved: move just those rows, so that the view keeps
         everything else (expansion, selection, scroll position); then refresh the values of
         `node_ids` (None: all), of the moved rows and of rows entering or leaving the frontier."""
-        tree = self.tree
-        if tree is None:
-            return
-        moved = [n for n, parent in self._parent.items() if n in tree.nodes and tree.nodes[n].parent != parent]
-        gone = [n for n in self._parent if n not in tree.nodes]
-        self.moving_rows = True
-        try:
-            loose = self._detach(moved, gone)
-            for nid in tree.nodes.keys() - self._items.keys():
-                loose[nid] = self._new_row(nid)
-            self._attach(loose)
-        finally:
-            self.moving_rows = False
-        self._parent = {nid: node.parent for nid, node in tree.nodes.items()}
-        self._children = {nid: list(node.children) for nid, node in tree.nodes.items()}
-        if node_ids is not None:
-            node_ids = node_ids | set(moved) | {d for n in moved for d in tree.descendants(n)}
-        self.refresh_values(node_ids)
-        self.restructured.emit()
+        self._update(node_ids, structure_changed=True)
 
-    def refresh_values(self, node_ids: Optional[set[int]] = None) -> None:
-        """Node values changed but not the structure: re-read what rows show and set the cells
-        that differ. With `node_ids`, only those rows, and the rows entering or leaving the
-        frontier (only their boldness changes); None means every row (a category renamed)."""
+    def refresh_values(self, node_ids: Optional[set[int]] = None) -> bool:
+        """Node values changed but not the tree's structure: re-read what rows show and set
+        the cells that differ (`node_ids` only, None: every row). A changed frontier changes
+        which nodes have rows: those rows move as in `restructure`; True if any did."""
+        return self._update(node_ids, structure_changed=False)
+
+    def _update(self, node_ids: Optional[set[int]], structure_changed: bool) -> bool:
+        """Move the rows whose shown parent changed (if the structure or frontier did), then
+        set the cells that differ; True if rows moved."""
         tree = self.tree
         if tree is None:
-            return
-        frontier = set(tree.frontier())
-        entering_or_leaving = (frontier ^ self._frontier) & tree.nodes.keys()
-        self._frontier = frontier
-        rows = tree.nodes.keys() if node_ids is None else node_ids & tree.nodes.keys()
+            return False
+        before = self._frontier
+        self._frontier = set(tree.frontier())
+        moved: list[int] = []
+        structure_changed = (structure_changed or self._frontier != before or node_ids is None
+                             or any(self._wants_row(n) != (n in self._items) for n in node_ids & tree.nodes.keys()))
+        if structure_changed:
+            moved = self._move_rows()
+            if node_ids is not None:
+                node_ids = node_ids | set(moved) | {d for n in moved for d in self._rows_below(n)}
+        entering_or_leaving = (self._frontier ^ before) & self._items.keys()
+        rows = self._items.keys() if node_ids is None else node_ids & self._items.keys()
         changed = [(nid, self._row_values(nid)) for nid in rows]
-        changed += [(nid, self._values[nid]._replace(shown=nid in frontier))
+        changed += [(nid, self._values[nid]._replace(shown=nid in self._frontier))
                     for nid in entering_or_leaving - rows if nid in self._values]
         # one repaint for the batch: a dataChanged per cell would look each row up in the view
         self.blockSignals(True)
@@ -139,6 +169,54 @@ class LayerModel(QStandardItemModel):
         else:
             for nid in shown:
                 self.dataChanged.emit(self.index_of(nid), self.index_of(nid, len(COLUMNS) - 1))
+        if structure_changed:
+            self.restructured.emit()
+        return bool(structure_changed)
+
+    def _move_rows(self) -> list[int]:
+        """Bring the rows to the tree's compacted structure, moving only the rows whose shown
+        parent changed; the moved nodes."""
+        tree = self.tree
+        assert tree is not None
+        parent, children, depth = shown_structure(tree, self._frontier)
+        moved = [n for n, above in parent.items() if n in self._parent and self._parent[n] != above]
+        gone = [n for n in self._parent if n not in parent]
+        self.moving_rows = True
+        try:
+            loose = self._detach(moved, gone)
+            for nid in parent.keys() - self._items.keys():
+                loose[nid] = self._spare_row(nid) if nid in self._spare else self._new_row(nid)
+            self._attach(loose, children, depth)
+        finally:
+            self.moving_rows = False
+        self._parent, self._children, self._depth = parent, children, depth
+        for nid in self._spare.keys() - tree.nodes.keys():
+            del self._spare[nid], self._values[nid]
+        return moved
+
+    def _spare_row(self, nid: int) -> list[QStandardItem]:
+        """A node's row again, detached, showing its values now (cheaper than a new row)."""
+        cells = self._items[nid] = self._spare.pop(nid)
+        self._show(nid, self._row_values(nid))
+        return cells
+
+    def _wants_row(self, nid: int) -> bool:
+        """Does this node have a row in the compacted tree (see `shown_structure`)?"""
+        tree = self.tree
+        assert tree is not None
+        node = tree.nodes[nid]
+        if nid == tree.root or nid in self._frontier or marked(node):
+            return True
+        return node.parent in self._frontier and math.isinf(tree.nodes[node.parent].cost)
+
+    def _rows_below(self, nid: int) -> list[int]:
+        """The nodes whose rows are below this node's row."""
+        out, stack = [], list(self._children.get(nid, ()))
+        while stack:
+            child = stack.pop()
+            out.append(child)
+            stack.extend(self._children[child])
+        return out
 
     # ------------------------------------------------------------------ rows
     def _new_row(self, nid: int) -> list[QStandardItem]:
@@ -177,43 +255,52 @@ class LayerModel(QStandardItemModel):
         if old is None or old.ignored != values.ignored:
             for cell in cells:
                 cell.setData(_GREY if values.ignored else None, _ROLE.ForegroundRole)
+        if old is None or (old.suggested, old.shown, old.ignored) != (values.suggested, values.shown, values.ignored):
+            self._show_suggested(cells[1], values)
         return True
+
+    def _show_suggested(self, cell: QStandardItem, values: RowValues) -> None:
+        """A suggested category is grey and italic (bold too on a shown segment's row)."""
+        if values.suggested:
+            cell.setData(self._bold_italic if values.shown else self._italic, _ROLE.FontRole)
+            cell.setData(_GREY, _ROLE.ForegroundRole)
+        else:
+            cell.setData(self._bold if values.shown else None, _ROLE.FontRole)
+            cell.setData(_GREY if values.ignored else None, _ROLE.ForegroundRole)
 
     def _detach(self, moved: list[int], gone: list[int]) -> dict[int, list[QStandardItem]]:
         """Take the rows of moved and removed nodes out, deepest first (a row leaves with the
         rows below it, which by then all stay under it); the moved ones, by node id."""
-        depth: dict[int, int] = {}
-
-        def depth_of(nid: int) -> int:
-            if nid not in depth:
-                parent = self._parent[nid]
-                depth[nid] = 0 if parent is None else 1 + depth_of(parent)
-            return depth[nid]
-
         loose: dict[int, list[QStandardItem]] = {}
         removed = set(gone)
-        for nid in sorted(moved + gone, key=depth_of, reverse=True):
+        tree_nodes = self.tree.nodes if self.tree is not None else {}
+        for nid in sorted(moved + gone, key=self._depth.__getitem__, reverse=True):
             cell = self._items[nid][0]
             holder = cell.parent() or self.invisibleRootItem()
             cells = holder.takeRow(cell.row())
             if nid in removed:
-                del self._items[nid], self._values[nid]
+                del self._items[nid]
+                if nid in tree_nodes:           # kept for when it gets a row again (a granularity change)
+                    self._spare[nid] = cells
+                else:
+                    del self._values[nid]
             else:
                 loose[nid] = cells
         return loose
 
-    def _attach(self, loose: dict[int, list[QStandardItem]]) -> None:
+    def _attach(self, loose: dict[int, list[QStandardItem]], children: dict[int, list[int]],
+                depth: dict[int, int]) -> None:
         """Give each parent whose children changed (in number or order) its children in the
         tree's order, deepest parents first (a new group gets its rows while detached, then
         joins the view in one insertion)."""
         tree = self.tree
         assert tree is not None
-        parents = {nid for nid, node in tree.nodes.items() if node.children != self._children.get(nid)}
+        parents = {nid for nid, kids in children.items() if kids != self._children.get(nid)}
         if tree.root in loose:
             parents.add(None)
-        for parent in sorted(parents, key=lambda n: -1 if n is None else tree.depth(n), reverse=True):
+        for parent in sorted(parents, key=lambda n: -1 if n is None else depth[n], reverse=True):
             holder = self.invisibleRootItem() if parent is None else self._items[parent][0]
-            wanted = [tree.root] if parent is None else tree.nodes[parent].children
+            wanted = [tree.root] if parent is None else children[parent]
             have = [holder.child(row).data(NODE_ROLE) for row in range(holder.rowCount())]
             for row, child in enumerate(wanted):
                 if row < len(have) and have[row] == child:
@@ -229,15 +316,21 @@ class LayerModel(QStandardItemModel):
     def _row_values(self, nid: int) -> RowValues:
         assert self.tree is not None
         node = self.tree.nodes[nid]
-        return RowValues(self._texts(nid), tuple(node.color), node.visible, nid in self._frontier, node.ignored)
+        texts = self._texts(nid)
+        return RowValues(texts, tuple(node.color), node.visible, nid in self._frontier, node.ignored,
+                         texts[1].startswith("? "))
 
     def _texts(self, nid: int) -> tuple[str, str, str, str]:
-        """Name, category (inherited in parentheses), area, cost."""
+        """Name, category (inherited in parentheses; a suggestion as "? name confidence"), area, cost."""
         assert self.tree is not None
         node = self.tree.nodes[nid]
         category = self.category_name(self.tree.effective_category(nid))
         if category and node.category is None:
             category = f"({category})"
+        elif not category and nid in self.tree.suggestions:
+            suggestion = self.tree.live_suggestion(nid)
+            if suggestion is not None:
+                category = f"? {self.category_name(suggestion.category)} {suggestion.confidence:.2f}"
         cost = "" if math.isinf(node.cost) else f"{node.cost:.3f}"
         return self.region_name(nid), category, f"{self.tree.area(nid):,}", cost
 
@@ -247,8 +340,16 @@ class LayerModel(QStandardItemModel):
         return QModelIndex() if cells is None else cells[column].index()
 
     def parent_of(self, node_id: int) -> Optional[int]:
-        """The parent the rows show (the tree's, once the rows are up to date)."""
+        """The parent the rows show (the nearest ancestor with a row, once they are up to date)."""
         return self._parent.get(node_id)
+
+    def row_node(self, node_id: int) -> Optional[int]:
+        """The node whose row stands for this node: itself, else its nearest ancestor with a row."""
+        tree = self.tree
+        nid: Optional[int] = node_id
+        while nid is not None and nid not in self._items:
+            nid = tree.nodes[nid].parent if tree is not None and nid in tree.nodes else None
+        return nid
 
     def node_id(self, index: Index) -> int:
         return int(index.data(NODE_ROLE))

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Optional
 
-from PySide6.QtCore import QItemSelection, QItemSelectionModel, QRect, Qt, Signal
-from PySide6.QtGui import QRegion
+from PySide6.QtCore import QItemSelection, QModelIndex, QItemSelectionModel, QRect, Qt, Signal
+from PySide6.QtGui import QAction, QRegion
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView
 
-from gui.layer_model import LayerModel
+from gui.layer_model import COLUMNS, LayerModel
 
 
 class LayerPanel(QTreeView):
@@ -19,6 +19,7 @@ class LayerPanel(QTreeView):
         super().__init__()
         self.layers = model
         self.setModel(model)
+        self._column_actions: list[QAction] = []
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setDragDropMode(QAbstractItemView.DragDropMode.DragDrop)   # drop = regroup (see LayerModel)
         self.setDefaultDropAction(Qt.DropAction.MoveAction)
@@ -35,22 +36,43 @@ class LayerPanel(QTreeView):
         for column, width in ((1, 80), (2, 62), (3, 44)):   # fixed widths: sizing to contents reads every row
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(column, width)
+        self._column_menu(header)
+        self.setColumnHidden(COLUMNS.index("Cost"), True)    # the name needs the width; right-click the header
         self._quiet = False
         self._open: set[int] = set()        # expanded nodes, by id: rows a restructure moved lose it
         self.selectionModel().selectionChanged.connect(self._changed)
         self.expanded.connect(lambda index: self._open.add(model.node_id(index)))
-        self.collapsed.connect(lambda index: self._open.discard(model.node_id(index)))
+        self.collapsed.connect(self._closed)
         model.tree_replaced.connect(self._after_reset)
         model.restructured.connect(self._reopen)
         model.values_changed.connect(self._repaint_rows)
+
+    def _column_menu(self, header: QHeaderView) -> None:
+        """Right-click on the header shows or hides each column but the region's."""
+        header.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        for column, title in enumerate(COLUMNS[1:], start=1):
+            action = QAction(title, header, checkable=True, checked=not self.isColumnHidden(column))
+            action.toggled.connect(lambda on, c=column: self.setColumnHidden(c, not on))
+            header.addAction(action)
+            self._column_actions.append(action)
+
+    def setColumnHidden(self, column: int, hide: bool) -> None:
+        super().setColumnHidden(column, hide)
+        if 0 < column <= len(self._column_actions):
+            action = self._column_actions[column - 1]
+            action.blockSignals(True)
+            action.setChecked(not hide)
+            action.blockSignals(False)
 
     def selected_ids(self) -> list[int]:
         return [self.layers.node_id(i) for i in self.selectionModel().selectedRows(0)]
 
     def show_selection(self, node_ids: list[int]) -> None:
-        """Select these nodes (without echoing a `selected` signal) and scroll to the first."""
+        """Select these nodes' rows (without echoing a `selected` signal) and scroll to the
+        first; a node without a row selects the row of its nearest ancestor that has one."""
         self._quiet = True
         selection = QItemSelection()
+        node_ids = [n for n in dict.fromkeys(self.layers.row_node(nid) for nid in node_ids) if n is not None]
         for nid in node_ids:
             index = self.layers.index_of(nid)
             if index.isValid():
@@ -71,6 +93,11 @@ class LayerPanel(QTreeView):
     def _changed(self, *_: object) -> None:
         if not self._quiet and not self.layers.moving_rows:
             self.selected.emit(self.selected_ids())
+
+    def _closed(self, index: QModelIndex) -> None:
+        """The user collapsed a row (a row losing its last child row while rows move is not)."""
+        if not self.layers.moving_rows:
+            self._open.discard(self.layers.node_id(index))
 
     def _repaint_rows(self, node_ids: list[int]) -> None:
         """Repaint the rows of these nodes that are on screen (a granularity jump changes the

@@ -8,7 +8,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 import qtawesome as qta
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (QCheckBox, QDockWidget, QFileDialog, QInputDialog, QLabel, QMainWindow,
                                QMessageBox, QProgressBar, QPushButton, QSizePolicy, QSlider, QToolBar)
@@ -17,6 +17,7 @@ from core.encoders.devices import choose_device
 from core.image_io import list_images
 from core.project import Category, Project
 from core.settings import Settings
+from core.suggest import DEFAULT_MIN_CONFIDENCE
 from core.tree import Edit
 from gui import overlay
 from gui.canvas import BRUSH, ERASER, SELECT, Canvas
@@ -32,6 +33,7 @@ from gui.session import Session
 from gui.shortcuts import SHORTCUTS
 
 SLIDER_STEPS = 1000
+PANEL_DELAY_MS = 60               # a granularity change redraws the canvas at once, the panel when the slider rests
 SLIDER_WIDTH = 260                # px: the granularity slider keeps it whatever the docks do
 SELECT_FILL, SELECT_LINE = (255, 255, 255, 70), (255, 220, 0, 255)
 HOVER_FILL, HOVER_LINE = (255, 255, 255, 40), (255, 255, 255, 160)
@@ -45,18 +47,19 @@ ICONS = {"open_images": "mdi6.image-multiple-outline", "open_folder": "mdi6.fold
          "prev_image": "mdi6.chevron-left", "next_image": "mdi6.chevron-right",
          "fit": "mdi6.fit-to-screen-outline", "help": "mdi6.help-circle-outline",
          "resegment": "mdi6.refresh", "toggle_overlay": "mdi6.layers-outline",
-         "select_tool": "mdi6.cursor-default-outline", "brush": "mdi6.brush", "eraser": "mdi6.eraser"}
+         "select_tool": "mdi6.cursor-default-outline", "brush": "mdi6.brush", "eraser": "mdi6.eraser",
+         "accept_suggestion": "mdi6.check", "reject_suggestion": "mdi6.close", "accept_confident": "mdi6.check-all"}
 MENUS = {"&File": ["open_images", "open_folder", "close_image", None, "new_project", "open_project", "save",
                    "export", None, "settings", None, "quit"],
          "&Edit": ["undo", "redo", None, "merge", "split", "parent", "child", None, "ignore", "rename", "unlabel",
-                   None, "select_tool", "brush", "eraser", "brush_smaller", "brush_larger"],
+                   None, "accept_suggestion", "reject_suggestion", "accept_confident", None, "select_tool", "brush", "eraser", "brush_smaller", "brush_larger"],
          "&Image": ["prev_image", "next_image", "resegment", "cancel"],
          "&View": ["toggle_overlay", "fit", "actual_size", "zoom_in", "zoom_out", "finer", "coarser", None,
                    "dark_theme"],
          "&Help": ["help"]}
 TOOLBAR = ("open_images", "open_project", "save", "export", None, "prev_image", "next_image", None, "undo", "redo",
            None, "select_tool", "brush", "eraser", None, "merge", "split", "parent", "child", "ignore", None,
-           "toggle_overlay", "fit", "settings", "help")
+           "accept_suggestion", "reject_suggestion", "accept_confident", None, "toggle_overlay", "fit", "settings", "help")
 
 
 class MainWindow(QMainWindow):
@@ -126,6 +129,10 @@ class MainWindow(QMainWindow):
         self.addToolBar(Qt.ToolBarArea.BottomToolBarArea, bar)
 
         self.layer_model = LayerModel(self.session.category_name)
+        self._panel_structure = False                       # what the panel has still to show (`update_panel`)
+        self._panel_rows: Optional[set[int]] = set()
+        self._panel_timer = QTimer(self, singleShot=True, interval=PANEL_DELAY_MS)
+        self._panel_timer.timeout.connect(self.update_panel)
         self.layer_model.on_visibility = self.session.set_visible
         self.layer_model.on_regroup = self.session.regroup
         self.layers = LayerPanel(self.layer_model)
@@ -187,6 +194,8 @@ class MainWindow(QMainWindow):
             "brush": lambda: self.set_tool(BRUSH), "eraser": lambda: self.set_tool(ERASER),
             "brush_smaller": lambda: self.scale_brush(1 / BRUSH_STEP),
             "brush_larger": lambda: self.scale_brush(BRUSH_STEP),
+            "accept_suggestion": s.accept_selection, "reject_suggestion": s.reject_selection,
+            "accept_confident": self._accept_dialog,
         }
         self.actions_by_name: dict[str, QAction] = {}
         for name, (text, keys, tip) in SHORTCUTS.items():
@@ -226,9 +235,11 @@ class MainWindow(QMainWindow):
             toolbar.addSeparator() if name is None else toolbar.addAction(a[name])
         self.addToolBar(toolbar)
         self.layers.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-        self.layers.addActions([a[n] for n in ("merge", "split", "parent", "child", "ignore", "rename", "unlabel")])
+        answers = ("accept_suggestion", "reject_suggestion")
+        self.layers.addActions([a[n] for n in ("merge", "split", "parent", "child", "ignore", "rename", "unlabel",
+                                               *answers)])
         self.canvas.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-        self.canvas.addActions([a[n] for n in ("merge", "split", "parent", "child", "ignore", "unlabel")])
+        self.canvas.addActions([a[n] for n in ("merge", "split", "parent", "child", "ignore", "unlabel", *answers)])
 
     def _connect_session(self) -> None:
         s = self.session
@@ -236,6 +247,7 @@ class MainWindow(QMainWindow):
         s.status_changed.connect(lambda index: self.files.update_doc(index, s.docs[index]))
         s.image_shown.connect(self._show_doc)
         s.tree_edited.connect(self._tree_edited)
+        s.suggestions_changed.connect(lambda rows: self.refresh(structure_changed=False, rows=rows))
         s.selection_changed.connect(self._selection_changed)
         s.message.connect(self.stage.setText)
         s.job_progress.connect(self._job_progress)
@@ -252,6 +264,7 @@ class MainWindow(QMainWindow):
         self.hover = None
         if doc is None or not doc.ready:
             self.canvas.set_image(overlay.rgb_image(np.full((64, 64, 3), 80, np.uint8)))
+            self._panel_timer.stop()
             self.layer_model.set_tree(None)
             self._drawn_selection = ()
             return
@@ -267,35 +280,61 @@ class MainWindow(QMainWindow):
 
     def _tree_edited(self, edits: Sequence[Edit]) -> None:
         tree = self.session.doc.tree
-        self.refresh(changes_structure(edits), changed_rows(tree, edits))
+        structure = changes_structure(edits)
+        granularity_only = not structure and all(edit.kind == "granularity" for edit in edits)
+        self.refresh(structure, changed_rows(tree, edits), defer_panel=granularity_only)
         if any(edit.granularity is not None for edit in edits):
             self._sync_slider()
 
-    def refresh(self, structure_changed: bool = True, rows: Optional[set[int]] = None) -> None:
+    def refresh(self, structure_changed: bool = True, rows: Optional[set[int]] = None,
+                defer_panel: bool = False) -> None:
         """Redraw overlay, selection and layer panel after the tree changed.
 
-        `rows`: the layer-panel rows that may show new values (None: all of them)."""
+        `rows`: the layer-panel rows that may show new values (None: all of them). With
+        `defer_panel` (a granularity change) the panel follows PANEL_DELAY_MS after the last
+        such change: a slider drag moves rows of the compacted panel once, not at every step."""
         doc = self.session.doc
         if doc is None or doc.tree is None or doc.image is None:
             return
-        tree = doc.tree
         colors = {c.id: c.color for c in self.session.categories}
-        box = self.frontier_overlay.update(tree, colors, self.opacity)
+        box = self.frontier_overlay.update(doc.tree, colors, self.opacity)
         self.canvas.set_overlay(self.frontier_overlay.pixels, box)
-        reset = self.layer_model.tree is not tree
-        if reset:
-            self.layer_model.set_tree(tree)
-        elif structure_changed:
-            self.layer_model.restructure(rows)
+        self._panel_structure |= structure_changed
+        if self._panel_rows is not None:
+            self._panel_rows = None if rows is None else self._panel_rows | rows
+        if defer_panel:
+            self._panel_timer.start()
         else:
-            self.layer_model.refresh_values(rows)
+            self.update_panel()
         if self._selection_key() != self._drawn_selection:
             self._draw_selection()
         else:
-            if reset or structure_changed:      # moved rows leave the panel's selection
-                self.layers.show_selection(self.session.selection)
             self.stage.setText(self.session.describe())
         self._draw_hover()
+
+    def panel_pending(self) -> bool:
+        """Is a deferred layer-panel update still to come?"""
+        return self._panel_timer.isActive()
+
+    def update_panel(self) -> None:
+        """Bring the layer panel to the shown tree: the rows due since the last update."""
+        self._panel_timer.stop()
+        doc = self.session.doc
+        structure, rows = self._panel_structure, self._panel_rows
+        self._panel_structure, self._panel_rows = False, set()
+        tree = doc.tree if doc is not None and doc.ready else None
+        if tree is None:
+            return
+        if self.layer_model.tree is not tree:
+            self.layer_model.set_tree(tree)
+            moved = True
+        elif structure:
+            self.layer_model.restructure(rows)
+            moved = True
+        else:                                   # a new frontier moves rows of the compacted panel
+            moved = self.layer_model.refresh_values(rows)
+        if moved:                               # moved rows leave the panel's selection
+            self.layers.show_selection(self.session.selection)
 
     def _selection_changed(self, echo: bool) -> None:
         if echo:
@@ -476,6 +515,19 @@ class MainWindow(QMainWindow):
         dialog = SettingsDialog(self.session.settings, self)
         if dialog.exec() and dialog.result_settings != self.session.settings:
             self.session.apply_settings(dialog.result_settings)
+
+    def _accept_dialog(self) -> None:
+        """Bulk accept: the confidence and scope asked in a small dialog, remembered in QSettings."""
+        from gui.dialogs.accept_dialog import AcceptDialog
+        q = self.qsettings
+        dialog = AcceptDialog(q.value("suggestions/min_confidence", DEFAULT_MIN_CONFIDENCE, type=float),
+                              q.value("suggestions/every_image", False, type=bool),
+                              self.session.confident_counts, self)
+        if dialog.exec():
+            confidence, every = dialog.confidence.value(), dialog.every_image.isChecked()
+            q.setValue("suggestions/min_confidence", confidence)
+            q.setValue("suggestions/every_image", every)
+            self.session.accept_confident(confidence, every)
 
     def _help_dialog(self) -> None:
         from gui.dialogs.help_dialog import HelpDialog

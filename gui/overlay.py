@@ -19,6 +19,8 @@ from core.tree import SegmentTree
 
 BORDER_RGBA = (255, 255, 255, 230)
 IGNORED_RGB = (90, 90, 90)
+SUGGESTED_ALPHA = 0.5      # a suggested label: its category's colour at this share of the opacity ...
+DASH = 3                   # ... and a dashed border: runs of this many border pixels, drawn and left out
 
 
 @dataclass
@@ -205,9 +207,11 @@ class FrontierOverlay:
     """The frontier overlay as a persistent premultiplied ARGB32 buffer, redrawn where it changed.
 
     Each region is drawn in its category colour (or its own) with a border where two regions
-    meet. `update` compares each atom's owner and colour with the last drawing and redraws
-    only the pixels of the atoms that changed and the borders next to them (a merge, a label,
-    an undo touch one or two regions, not the image); it returns their bounding box, the
+    meet; a region whose category is only suggested is drawn lighter, in the suggested
+    category's colour, and its border is dashed. `update` compares each atom's owner and
+    colour with the last drawing and redraws only the pixels of the atoms that changed and the
+    borders next to them (a merge, a label, an undo touch one or two regions, not the image);
+    it returns their bounding box, the
     part of the canvas to repaint. When pixels moved between atoms (a brush stroke, a leaf
     cut, their undo), the box around the moved pixels is redrawn as well, not the atoms they
     left. A new tree, a rebuilt geometry or a change to most of the image is one full gather.
@@ -220,13 +224,16 @@ class FrontierOverlay:
         self._revision = -1
         self._owner = np.zeros(0, dtype=np.int32)     # per atom: the frontier node showing it
         self._colors = np.zeros(0, dtype=np.uint32)   # per atom: its packed colour
+        self._suggested = np.zeros(0, dtype=bool)     # per atom: shown with a suggested category
 
     def update(self, tree: SegmentTree, category_colors: Mapping[int, tuple[int, int, int]],
                opacity: float) -> Optional[Box]:
         """Bring the buffer up to date; the box that was redrawn, or None when nothing changed."""
-        owner, colors = _atom_owner_and_colors(tree, category_colors, opacity)
+        owner, colors, suggested = _atom_owner_and_colors(tree, category_colors, opacity)
         geometry = atom_geometry(tree)
         changed, moved = self._changes(tree, geometry, owner, colors)
+        if changed is not None:
+            changed |= _differs(self._suggested, suggested)
         if changed is not None and not changed.any() and moved is None:
             return None
         if changed is None or geometry.area(changed) + _box_area(moved) > tree.atom_map.size // 4:
@@ -245,9 +252,9 @@ class FrontierOverlay:
                 top, left, bottom, right = moved
                 self.pixels[top:bottom, left:right] = colors[tree.atom_map[top:bottom, left:right]]
                 box = moved if box is None else _union(box, moved)
-        self._key, self._owner, self._colors = (id(tree), tree.shape), owner, colors
+        self._key, self._owner, self._colors, self._suggested = (id(tree), tree.shape), owner, colors, suggested
         self._geometry, self._revision = geometry, geometry.revision
-        _redraw_borders(self.pixels, geometry, owner, colors, changed, moved)
+        _redraw_borders(self.pixels, geometry, owner, colors, changed, moved, suggested)
         return box
 
     def _gather_all(self, shape: tuple[int, int], geometry: AtomGeometry, colors: np.ndarray) -> None:
@@ -290,30 +297,38 @@ def _differs(old: np.ndarray, new: np.ndarray) -> np.ndarray:
 
 
 def _atom_owner_and_colors(tree: SegmentTree, category_colors: Mapping[int, tuple[int, int, int]],
-                           opacity: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per atom: the frontier node that shows it (-1: none) and its packed colour."""
+                           opacity: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per atom: the frontier node that shows it (-1: none), its packed colour, and whether
+    its category is only suggested."""
     front = tree.frontier()
     alpha = int(round(255 * opacity))
     colors = np.zeros(len(front) + 1, dtype=np.uint32)     # the last entry: atoms no region holds
+    suggested = np.zeros(len(front) + 1, dtype=bool)
     for i, nid in enumerate(front):
         node = tree.nodes[nid]
         category = tree.effective_category(nid)
+        shade = alpha
         if node.ignored:
             rgb = IGNORED_RGB
         elif category is not None:
             rgb = category_colors.get(category, node.color)
         else:
-            rgb = node.color
-        colors[i] = _pack((*rgb, alpha if node.visible else 0))
+            suggestion = tree.live_suggestion(nid) if nid in tree.suggestions else None
+            rgb = node.color if suggestion is None else category_colors.get(suggestion.category, node.color)
+            if suggestion is not None:
+                suggested[i], shade = True, int(round(alpha * SUGGESTED_ALPHA))
+        colors[i] = _pack((*rgb, shade if node.visible else 0))
     lut = tree.atom_lut(front)
-    return np.append(np.asarray(front, dtype=np.int32), -1)[lut], colors[lut]
+    return np.append(np.asarray(front, dtype=np.int32), -1)[lut], colors[lut], suggested[lut]
 
 
 def _redraw_borders(pixels: np.ndarray, geometry: AtomGeometry, owner: np.ndarray, colors: np.ndarray,
-                    changed: np.ndarray, moved: Optional[Box] = None) -> None:
+                    changed: np.ndarray, moved: Optional[Box] = None,
+                    suggested: Optional[np.ndarray] = None) -> None:
     """Redraw the pixels on atom edges next to changed atoms or in the `moved` box: a border
     where the two atoms belong to different regions, else the atom's colour (every edge of
-    such a pixel is re-examined, so a border another edge still needs is kept)."""
+    such a pixel is re-examined, so a border another edge still needs is kept). Next to a
+    `suggested` atom the border is dashed."""
     flat = pixels.ravel()
     cut = owner[geometry.atom_first] != owner[geometry.atom_second]
     if moved is not None or not changed.all():     # (all changed: every pixel was just redrawn)
@@ -327,6 +342,10 @@ def _redraw_borders(pixels: np.ndarray, geometry: AtomGeometry, owner: np.ndarra
         redo = mark[geometry.first]
         flat[geometry.first[redo]] = colors[geometry.atom_first[redo]]
         cut &= redo
+    if suggested is not None and suggested.any():
+        gaps = np.flatnonzero(cut & (suggested[geometry.atom_first] | suggested[geometry.atom_second]))
+        rows, cols = np.divmod(geometry.first[gaps], pixels.shape[1])
+        cut[gaps[(rows + cols) // DASH % 2 == 1]] = False
     flat[geometry.first[cut]] = _pack(BORDER_RGBA)
 
 

@@ -23,7 +23,8 @@ from core.errors import CutTreeError
 from core.image_io import image_size, load_image
 from core.project import Category, Project
 from core.settings import Settings, invalidation
-from core.tree import Edit, SegmentTree, TreeEditError
+from core.suggest import confident_frontier
+from core.tree import Edit, SegmentTree, Suggestion, TreeEditError
 from core.tree_file import MAX_HISTORY
 from gui.autosave import Autosave
 from gui.categories import default_categories
@@ -32,6 +33,7 @@ from gui.document import DONE, EDITED, ERROR, NOT_SEGMENTED, QUEUED, WORKING, Im
 from gui.leaf_cuts import LeafCut, LeafCuts
 from gui.region_names import region_name
 from gui.segmentation import SegmentFn, Segmented
+from gui.suggestions import SuggestionRefresher
 from gui.worker import Job, WorkerThread
 
 PREFETCH = 2
@@ -62,6 +64,7 @@ class Session(QObject):
     project_changed = Signal()
     categories_changed = Signal()
     problem = Signal(str, str)          # title, text: something the user must read
+    suggestions_changed = Signal(set)   # new label suggestions for these nodes of the shown tree
 
     def __init__(self, settings: Optional[Settings] = None, segment: Optional[SegmentFn] = None,
                  ask: Optional[Ask] = None, ask_folder: Optional[AskFolder] = None) -> None:
@@ -80,8 +83,12 @@ class Session(QObject):
         self.leaf_cuts = LeafCuts()
         self.leaf_cuts.done.connect(self._leaf_cut)
         self.leaf_cuts.failed.connect(lambda request, text: self._say(request.owner, text))
+        self.suggester = SuggestionRefresher()
+        self.suggester.arrived.connect(self._suggestions_arrived)
+        self.suggester.failed.connect(self.message)
         self._restoring = False
         self._pushing = False
+        self._shut_down = False
         w = self.worker.worker
         w.started.connect(self._job_started)
         w.progress.connect(self._job_progress)
@@ -184,7 +191,12 @@ class Session(QObject):
         if doc.status in (QUEUED, WORKING):
             text += " · re-cutting…"
         picked = ", ".join(self.region_name(nid) for nid in self.selection[:3])
-        return text + (f" · selected {picked}{'…' if len(self.selection) > 3 else ''}" if picked else "")
+        text += f" · selected {picked}{'…' if len(self.selection) > 3 else ''}" if picked else ""
+        suggestion = doc.tree.live_suggestion(self.selection[0]) if len(self.selection) == 1 else None
+        if suggestion is not None:
+            text += (f" · suggested: {self.category_name(suggestion.category)} {suggestion.confidence:.2f}"
+                     " (Enter accepts, Delete rejects)")
+        return text
 
     def region_name(self, node_id: int) -> str:
         assert self.doc is not None and self.doc.tree is not None
@@ -223,7 +235,9 @@ class Session(QObject):
                 self.segment(doc)
 
     def _doc_for(self, job: Job) -> Optional[ImageDoc]:
-        if not self.worker.is_current(job):
+        """The image a job's answer is for; None when it was replaced or the session shut down
+        (an answer queued before the worker stopped must not write through a closed autosave)."""
+        if self._shut_down or not self.worker.is_current(job):
             return None
         return next((d for d in self.docs if d.key == job.key), None)
 
@@ -297,6 +311,7 @@ class Session(QObject):
 
     def _tree_replaced(self, doc: ImageDoc) -> None:
         """The image has a new tree (segmented, re-cut, or a re-cut undone): show and save it."""
+        self.refresh_suggestions()
         if not self._pushing:
             self._set_status(doc, EDITED if doc.edited else DONE)
             self._save_doc(doc)
@@ -384,6 +399,7 @@ class Session(QObject):
         if doc is self.doc:
             self.selection = [n for n in self.selection if n in doc.tree.nodes]
             self.tree_edited.emit(list(edits))
+        self.refresh_suggestions()
         if self._pushing:
             return
         if doc.status in (DONE, EDITED):
@@ -494,6 +510,76 @@ class Session(QObject):
         """The shown image's τ (the default τ for an image never pruned as a whole)."""
         tree = self._tree()
         return tree.granularity if tree is not None and tree.granularity is not None else self.settings.tau
+
+    # ================================================================== label suggestions
+    def refresh_suggestions(self) -> None:
+        """Suggest again in the background for every image with a tree, the shown one first."""
+        self.suggester.request(self._trees_to_suggest)
+
+    def _trees_to_suggest(self) -> list[tuple[str, SegmentTree]]:
+        order = ([self.doc] if self.doc is not None else []) + [d for d in self.docs if d is not self.doc]
+        return [(d.key, d.tree) for d in order if d.tree is not None and not d.locked]
+
+    def _suggestions_arrived(self, key: str, tree: SegmentTree, found: dict[int, Suggestion]) -> None:
+        """An image's new suggestions (made from a copy of `tree`: dropped if it was replaced
+        since; nodes removed since are left out). The shown image redraws them and saves them."""
+        doc = next((d for d in self.docs if d.key == key), None)
+        if doc is None or doc.tree is not tree:
+            return
+        found = {nid: s for nid, s in found.items() if nid in tree.nodes}
+        old, tree.suggestions = tree.suggestions, found
+        changed = {nid for nid in old.keys() | found.keys() if old.get(nid) != found.get(nid)}
+        if changed and doc is self.doc:
+            self.suggestions_changed.emit(changed)
+            self._save_doc(doc)
+
+    def live_suggestions(self, node_ids: Iterable[int]) -> list[int]:
+        tree = self._tree()
+        return [] if tree is None else [n for n in node_ids if tree.live_suggestion(n) is not None]
+
+    def accept_selection(self) -> None:
+        """Label the selected regions with their suggestions (Enter): one undo step."""
+        self._answer_suggestions(accept=True)
+
+    def reject_selection(self) -> None:
+        """Refuse the selected regions' suggestions (Delete): never proposed there again, one undo step."""
+        self._answer_suggestions(accept=False)
+
+    def _answer_suggestions(self, accept: bool) -> None:
+        tree = self._tree()
+        if tree is None or not self.selection:
+            return
+        chosen = self.live_suggestions(self.selection)
+        if not chosen:
+            self.message.emit("no label suggestion on the selection (0 or Backspace clears a label)")
+            return
+        names = ", ".join(sorted({self.category_name(tree.live_suggestion(n).category) for n in chosen}))
+        if accept:
+            self.apply(f"accept suggestion {names}", lambda: tree.accept_suggestions(chosen))
+        else:
+            self.apply(f"reject suggestion {names}", lambda: tree.reject_suggestions(chosen))
+
+    def confident_counts(self, min_confidence: float) -> tuple[int, int]:
+        """Shown regions whose suggestion reaches the confidence: on the shown image, in all images."""
+        counts = {id(d): len(confident_frontier(d.tree, min_confidence)) for d in self.docs if d.tree is not None}
+        return counts.get(id(self.doc), 0), sum(counts.values())
+
+    def accept_confident(self, min_confidence: float, every_image: bool) -> int:
+        """Accept every shown region's suggestion at or above the confidence, on the shown image
+        or on every image (one undo step on each image's own stack); how many were accepted."""
+        docs = [d for d in self.docs if d.tree is not None and not d.locked] if every_image else (
+            [self.doc] if self.doc is not None and self.doc.tree is not None else [])
+        accepted = 0
+        for doc in docs:
+            assert doc.tree is not None
+            chosen = confident_frontier(doc.tree, min_confidence)
+            edit = doc.tree.accept_suggestions(chosen)
+            if edit is not None:
+                self._push(doc, edit, f"accept {len(chosen)} suggestions >= {min_confidence:.2f}")
+                accepted += len(chosen)
+        images = f" in {len(docs)} images" if every_image else ""
+        self.message.emit(f"accepted {accepted} suggestions at or above {min_confidence:.2f}{images}")
+        return accepted
 
     # ================================================================== categories
     def category_name(self, category: Optional[int]) -> str:
@@ -620,6 +706,7 @@ class Session(QObject):
             self.show_image(0)
         else:
             self.image_shown.emit(True)
+        self.refresh_suggestions()
         if problems:
             self.problem.emit("Some project files have problems", "\n\n".join(problems))
         return project
@@ -779,6 +866,8 @@ class Session(QObject):
 
     def shutdown(self) -> None:
         """Stop the threads; every autosave write is finished first."""
+        self._shut_down = True
+        self.suggester.shutdown()
         try:
             self.flush_autosave()
         except (OSError, CutTreeError) as exc:

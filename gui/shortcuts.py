@@ -21,6 +21,13 @@ SHORTCUTS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "ignore": ("&Ignore", ("I",), "mark / unmark the selection as ignored (not exported)"),
     "rename": ("Re&name…", ("F2",), "rename the selected region"),
     "unlabel": ("&Clear Label", ("0", "Backspace"), "remove the selection's category (inside a labelled region: explicitly unlabelled)"),
+    "accept_suggestion": ("&Accept Suggestion", ("Return", "Enter"),
+                          "label the selection with its suggested category (“? name 0.93”, dashed border); "
+                          "in the Categories panel Enter labels with the category found there"),
+    "reject_suggestion": ("Re&ject Suggestion", ("Delete",),
+                          "refuse the selection's suggestion: never proposed there again (the next best is)"),
+    "accept_confident": ("Accept Confident Su&ggestions…", ("Ctrl+Return", "Ctrl+Enter"),
+                         "accept every shown suggestion at or above a confidence, on this image or all images"),
     "select_tool": ("Se&lect Tool", ("Esc",),
                     "click to select regions (leaves the brush or eraser); when already selecting, "
                     "cancels a running segmentation"),

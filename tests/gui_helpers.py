@@ -80,6 +80,7 @@ def segmented_window(qtbot, tmp_path):
     window.session.add_paths([write_sample(tmp_path)])
     wait_segmented(qtbot, window)
     window.granularity.setValue(window.granularity.maximum() // 2)
+    qtbot.waitUntil(lambda: not window.panel_pending())      # the layer panel follows when it rests
     window.doc.undo.clear()
     qtbot.waitExposed(window)
     window.activateWindow()

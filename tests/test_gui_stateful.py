@@ -2,11 +2,13 @@
 
 Hypothesis drives the real main window (offscreen) through random sequences of user actions:
 open images, switch, select, merge, split, label, clear, brush, granularity, every kind of
-settings change (with every answer to the question it asks), undo / redo, new project, save,
-close and reopen, and a simulated crash. After every step it checks that
+settings change (with every answer to the question it asks), undo / redo, accept (Enter), reject
+(Delete) and bulk-accept label suggestions, new project, save, close and reopen, and a
+simulated crash. After every step it checks that
 - no label changed except by a user edit, whose undo restores it exactly (and redo brings it back);
+- accepting suggestions only labels unlabelled pixels: no label the annotator set is replaced;
 - every open image of a project is in project.json, and after save and reopen (or a crash) the
-  project equals the session: frontier, labels, atom map, membership;
+  project equals the session: frontier, labels, rejected suggestions, atom map, membership;
 - the slider shows the shown image's τ.
 Segmentation is a fast deterministic fake (a quadtree whose costs follow the cut settings), so
 that many steps run in CI; `bench/soak_gui_session.py` runs the same machine much longer.
@@ -28,6 +30,7 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
+from core.descriptors import DescriptorGrid
 from core.errors import CutTreeError
 from core.project import Project
 from core.tree import SegmentTree
@@ -62,6 +65,7 @@ def quadtree_segment(key, image, settings, progress, cancel) -> Segmented:
         return (atoms, cost, kids)
 
     tree = SegmentTree.from_nested(atom_map.astype(np.int32), node(0, 0, cells))
+    tree.descriptors = DescriptorGrid(means.reshape(cells, cells, 3) / 255, "quadtree")   # suggestions
     return Segmented(tree, lambda mask: (np.arange(int(mask.sum())) % 2).astype(np.int64))
 
 
@@ -115,7 +119,7 @@ class LoseNothing(RuleBasedStateMachine):
         """Let segmentation, leaf cuts and queued signals finish."""
         for _ in range(2000):
             self.app.processEvents()
-            if not self.s.worker.busy() and self.s.leaf_cuts.pending is None:
+            if not self.s.worker.busy() and self.s.leaf_cuts.pending is None and not self.s.suggester.busy():
                 break
             QTest.qWait(2)
         self.app.processEvents()
@@ -132,12 +136,16 @@ class LoseNothing(RuleBasedStateMachine):
         found = {d.key: pixel_labels(d.tree) for d in self.s.docs if d.tree is not None}
         return {k: v for k, v in found.items() if v.any()}
 
-    def edit(self, action) -> None:
-        """A user edit: if it changed labels, undo must restore them exactly and redo bring them back."""
+    def edit(self, action, only_adds: bool = False) -> None:
+        """A user edit: if it changed labels, undo must restore them exactly and redo bring them
+        back; `only_adds`: it may only label unlabelled pixels (accepting suggestions)."""
         before = self.all_labels()
         action()
         self.settle()
         after = self.all_labels()
+        if only_adds:
+            for k, labels in before.items():
+                assert np.array_equal(after[k][labels != 0], labels[labels != 0]), "a suggestion replaced a label"
         if _same(before, after):
             return
         self.undo_each(before, after, redo=False)
@@ -203,6 +211,36 @@ class LoseNothing(RuleBasedStateMachine):
         front = self.s.doc.tree.frontier()
         self.s.set_selection([front[pick % len(front)]])
         self.edit(lambda: self.key(digit))
+
+    @precondition(lambda self: self.s.doc is not None and self.s.doc.ready)
+    @rule(pick=st.integers(0, 60), accept=st.booleans())
+    def answer_suggestion(self, pick, accept) -> None:
+        """Select a region (one with a suggestion when there is one) and press Enter or Delete."""
+        tree = self.s.doc.tree
+        front = tree.frontier()
+        suggested = [n for n in front if tree.live_suggestion(n) is not None] or front
+        self.s.set_selection([suggested[pick % len(suggested)]])
+        self.edit(lambda: self.key(Qt.Key.Key_Return if accept else Qt.Key.Key_Delete), only_adds=True)
+
+    @rule(confidence=st.sampled_from([0.0, 0.5, 0.9]), every_image=st.booleans())
+    def bulk_accept(self, confidence, every_image) -> None:
+        self.edit(lambda: self.s.accept_confident(confidence, every_image), only_adds=True)
+
+    @precondition(lambda self: self.s.doc is not None and self.s.doc.ready)
+    @rule(pick=st.integers(0, 60), digit=st.integers(1, 3), every_image=st.booleans())
+    def label_then_bulk_accept(self, pick, digit, every_image) -> None:
+        """Label a region and accept everything before the background refresh is back: the
+        suggestions are stale (the region just labelled may still have one), the label stays."""
+        tree = self.s.doc.tree
+        front = tree.frontier()
+        suggested = [n for n in front if tree.live_suggestion(n) is not None] or front
+        region = suggested[pick % len(suggested)]
+        self.s.set_selection([region])
+        self.s.label_by_key(digit)
+        self.s.accept_confident(0.0, every_image)
+        self.settle()
+        if region in tree.nodes and tree.is_frontier(region):
+            assert tree.effective_category(region) == self.s.categories[digit - 1].id, "a suggestion replaced a label"
 
     @precondition(lambda self: self.s.doc is not None and self.s.doc.ready and len(self.s.selection) == 1)
     @rule(paint=st.booleans(), row=st.integers(0, SIDE - 1), col=st.integers(0, SIDE - 1))
@@ -298,6 +336,7 @@ class LoseNothing(RuleBasedStateMachine):
                 assert saved is not None, f"{doc.name} has no annotation file"
                 assert np.array_equal(pixel_labels(saved.tree), pixel_labels(doc.tree)), f"{doc.name}: disk differs"
                 assert saved.tree.frontier() == doc.tree.frontier()
+                assert _rejected(saved.tree) == _rejected(doc.tree), f"{doc.name}: rejections differ on disk"
 
     @invariant()
     def slider_shows_the_image_tau(self) -> None:
@@ -312,6 +351,10 @@ class LoseNothing(RuleBasedStateMachine):
         self.window.deleteLater()
         self.app.processEvents()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _rejected(tree: SegmentTree) -> dict[int, tuple[int, ...]]:
+    return {n: node.rejected for n, node in tree.nodes.items() if node.rejected}
 
 
 def _same(a: dict, b: dict) -> bool:

@@ -7,7 +7,9 @@ import numpy as np
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QMessageBox
 
-from tests.gui_helpers import answer, click, inner_pixel, key, segmented_window, state
+from gui.layer_model import shown_structure
+from tests.gui_helpers import (answer, click, inner_pixel, key, make_window, segmented_window, state, wait_segmented,
+                               write_sample)
 
 LEFT = Qt.MouseButton.LeftButton
 NO_MOD = Qt.KeyboardModifier.NoModifier
@@ -92,13 +94,15 @@ def test_drag_in_the_layer_panel_regroups_and_refuses_a_drop_into_a_descendant(q
     assert drop(window, [moved], target)
     tree.check_invariants()
     assert tree.nodes[moved].parent == target and window.doc.undo.count() == 1
-    assert window.layer_model.index_of(moved).parent() == window.layer_model.index_of(target)
+    assert window.layer_model.row_node(moved) in (moved, target)   # a part of the target now
+    assert_panel_mirrors(window)
     key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert state(tree) == start
-    outer = tree.nodes[moved].parent
-    assert not drop(window, [outer], moved)
+    outer = next(n for n in tree.frontier() if tree.nodes[n].children)
+    inner = tree.nodes[outer].children[0]                  # below the segments: no row, the tree refuses
+    assert not window.layer_model.on_regroup([outer], inner)
     assert "sub-regions" in window.stage.text() and window.doc.undo.count() == 1
-    assert not drop(window, [tree.root], moved) and state(tree) == start
+    assert not drop(window, [tree.root], outer) and state(tree) == start
 
 
 def test_category_manager_adds_renames_recolours_reorders_and_deletes(qtbot, tmp_path, monkeypatch):
@@ -141,9 +145,13 @@ def test_layer_panel_keeps_its_expansion_across_structure_changes(qtbot, tmp_pat
     window = segmented_window(qtbot, tmp_path)
     tree, panel, model = window.doc.tree, window.layers, window.layer_model
     front = tree.frontier()
-    kept = next(n for n in tree.nodes.values() if n.children and n.id != tree.root).id
-    panel.expand(model.index_of(kept))
     a, b = front[0], front[-1]
+    kept = next(n for n in tree.nodes if n != tree.root and not tree.is_frontier(n) and tree.nodes[n].expanded
+                and not {a, b} & set(tree.descendants(n)))
+    window.session.set_selection([kept])
+    window.session.label_by_key(1)                           # a labelled group of segments: a row with rows
+    assert model.rowCount(model.index_of(kept)) > 0
+    panel.expand(model.index_of(kept))
     window.session.set_selection([a, b])
     window.session.merge_selection()                        # not siblings: a new group node (structure change)
     tree.check_invariants()
@@ -185,15 +193,22 @@ def test_loading_a_label_set_keeps_used_categories_and_reports_a_bad_file(qtbot,
 
 
 def assert_panel_mirrors(window):
-    """Every node has one row under its parent's row, in the tree's order, showing its name,
-    category, area and cost, bold exactly when it is a segment, checked when visible."""
+    """The rows are a fresh build of the compacted tree: every segment, every marked node and
+    the root has one row under its nearest such ancestor's row, in the tree's order, showing
+    its name, category, area and cost, bold exactly when it is a segment, checked when visible;
+    no other node has a row."""
     tree, model = window.doc.tree, window.layer_model
     bold = Qt.ItemDataRole.FontRole
     assert model.rowCount() == 1 and model.node_id(model.index(0, 0)) == tree.root
+    _, children, _ = shown_structure(tree, set(tree.frontier()))
+    assert set(tree.frontier()) <= children.keys()
     for nid, node in tree.nodes.items():
         index = model.index_of(nid)
-        assert index.isValid() and model.node_id(index) == nid
-        assert [model.node_id(model.index(r, 0, index)) for r in range(model.rowCount(index))] == node.children
+        assert index.isValid() == (nid in children)
+        if not index.isValid():
+            continue
+        assert model.node_id(index) == nid
+        assert [model.node_id(model.index(r, 0, index)) for r in range(model.rowCount(index))] == children[nid]
         texts = tuple(model.data(model.index_of(nid, c)) for c in range(4))
         assert texts == model._texts(nid)
         font = model.data(index, bold)
@@ -229,9 +244,11 @@ def test_layer_panel_mirrors_the_tree_through_edits_undo_and_a_checkbox_click(qt
         else:
             window.undo_group.undo()
         tree.check_invariants()
+        qtbot.waitUntil(lambda: not window.panel_pending())    # a granularity change: when it rests
         assert_panel_mirrors(window)
     while window.doc.undo.canUndo():
         window.undo_group.undo()
+    qtbot.waitUntil(lambda: not window.panel_pending())
     assert_panel_mirrors(window)
 
     shown = tree.frontier()[0]
@@ -279,5 +296,88 @@ def test_layer_panel_on_screen_matches_a_fresh_render_after_granularity_jumps(qt
     for value in [0, steps] + [int(v) for v in rng.integers(steps, size=8)]:
         before = set(window.doc.tree.frontier())
         window.granularity.setValue(value)
+        qtbot.waitUntil(lambda: not window.panel_pending())
         qtbot.wait(10)
         assert on_screen_equals_fresh(), f"stale rows after a jump that changed {len(before ^ set(window.doc.tree.frontier()))}"
+
+
+def _rows(model, parent=None, depth=1):
+    """(index, depth) of every row below `parent` (None: the whole panel)."""
+    from PySide6.QtCore import QModelIndex
+    parent = QModelIndex() if parent is None else parent
+    for r in range(model.rowCount(parent)):
+        index = model.index(r, 0, parent)
+        yield index, depth
+        yield from _rows(model, index, depth + 1)
+
+
+def test_layer_panel_is_a_few_levels_deep_and_every_row_shows_its_checkbox_swatch_and_name(qtbot, tmp_path):
+    window = make_window(qtbot, tmp_path)
+    window.resize(1400, 900)
+    window.session.add_paths([write_sample(tmp_path, "astronaut", 256), write_sample(tmp_path, "chelsea", 256)])
+    for index in (0, 1):
+        wait_segmented(qtbot, window, index)
+        window.session.show_image(index)
+        tree, panel, model = window.doc.tree, window.layers, window.layer_model
+        assert max(tree.depth(n) for n in tree.nodes) >= 6                # the tree itself is deep
+        panel.expandAll()
+        qtbot.wait(10)
+        rows = list(_rows(model))
+        assert max(depth for _, depth in rows) <= 4
+        style, metrics = panel.style(), panel.fontMetrics()
+        for index, _ in rows:
+            panel.scrollTo(index)
+            cell = panel.visualRect(index)
+            option = _item_option(panel, index)
+            check = style.subElementRect(style.SubElement.SE_ItemViewItemCheckIndicator, option, panel)
+            swatch = style.subElementRect(style.SubElement.SE_ItemViewItemDecoration, option, panel)
+            text = style.subElementRect(style.SubElement.SE_ItemViewItemText, option, panel)
+            assert cell.contains(check) and cell.contains(swatch) and swatch.width() > 0
+            name = model.data(index)
+            assert text.width() >= metrics.horizontalAdvance(name), name       # "region 12 (8.3%)" whole
+
+
+def test_a_row_selects_its_real_node_and_a_node_without_a_row_selects_its_nearest_row(qtbot, tmp_path):
+    window = segmented_window(qtbot, tmp_path)
+    tree, panel, model = window.doc.tree, window.layers, window.layer_model
+    shown = tree.frontier()[-1]
+    index = model.index_of(shown)
+    panel.scrollTo(index)
+    qtbot.mouseClick(panel.viewport(), LEFT, NO_MOD, panel.visualRect(index).center())
+    assert window.selection == [shown]
+    hidden = next(n for n in tree.nodes if not model.index_of(n).isValid())    # an intermediate split
+    window.session.set_selection([hidden])
+    assert window.selection == [hidden]
+    assert panel.selected_ids() == [model.row_node(hidden)] and model.row_node(hidden) in tree.ancestors(hidden)
+
+
+def test_a_slider_drag_moves_the_panel_rows_once_when_it_rests(qtbot, tmp_path):
+    """Each step of a drag redraws the canvas at once; the compacted panel's rows move once,
+    PANEL_DELAY_MS after the last step, and then mirror the tree."""
+    window = segmented_window(qtbot, tmp_path)
+    moves: list[int] = []
+    window.layer_model.restructured.connect(lambda: moves.append(1))
+    drawn = []
+    set_overlay = window.canvas.set_overlay
+    window.canvas.set_overlay = lambda *a: (drawn.append(1), set_overlay(*a))
+    frontiers = set()
+    for step, value in enumerate(range(200, 800, 50)):
+        window.granularity.setValue(value)
+        frontiers.add(tuple(window.doc.tree.frontier()))
+        assert len(drawn) == step + 1                  # the canvas at once
+    assert len(frontiers) > 3 and moves == [] and window.panel_pending()
+    qtbot.waitUntil(lambda: not window.panel_pending())
+    assert moves == [1]
+    assert_panel_mirrors(window)
+
+
+def test_the_panel_header_menu_shows_and_hides_columns(qtbot, tmp_path):
+    """Cost starts hidden (the name needs the width); the header's menu brings it back."""
+    window = segmented_window(qtbot, tmp_path)
+    panel = window.layers
+    actions = {a.text(): a for a in panel.header().actions()}
+    assert set(actions) == {"Category", "Area", "Cost"} and panel.isColumnHidden(3) and not actions["Cost"].isChecked()
+    actions["Cost"].trigger()
+    assert not panel.isColumnHidden(3) and actions["Cost"].isChecked()
+    actions["Area"].trigger()
+    assert panel.isColumnHidden(2)
