@@ -28,6 +28,7 @@ import math
 from typing import Optional
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 
 from core.atoms import AtomGraph
@@ -157,14 +158,22 @@ class LowRankWalk:
         f = self.f[ids]
         total = f.sum(axis=0)
         degree = np.maximum(f @ total, 1e-300)
-        b = f / np.sqrt(degree)[:, None]
-        vectors = np.linalg.eigh(b.T @ b)[1]
-        v = (b @ vectors[:, -2]) / np.sqrt(degree)
+        v = second_vector(f / np.sqrt(degree)[:, None]) / np.sqrt(degree)
         v *= np.sign(v[np.argmax(np.abs(v))])
         side, ncut = low_rank_bipartition(f, total, v)
         if not (side.any() and (~side).any() and math.isfinite(ncut)):
             return side, math.inf
         return side, ncut / max(self.null.split(ids, side), 1e-12)
+
+
+def second_vector(b: np.ndarray) -> np.ndarray:
+    """B u for the eigenvector u of B^T B with the second-largest eigenvalue (from the smaller
+    of B^T B and B B^T): the second eigenvector of the node's normalised W = B B^T, unnormalised."""
+    if b.shape[0] <= b.shape[1]:
+        gram = b @ b.T
+        return scipy.linalg.eigh(gram, subset_by_index=[len(gram) - 2] * 2)[1][:, 0]
+    gram = b.T @ b
+    return b @ scipy.linalg.eigh(gram, subset_by_index=[len(gram) - 2] * 2)[1][:, 0]
 
 
 class SpatialNull:
@@ -185,12 +194,13 @@ class SpatialNull:
         to_cols, to_rows = np.zeros(len(rows)), np.zeros(len(cols))
         step = max(1, NULL_BLOCK // max(len(cols), 1))
         target = self.points[cols]
+        norms = (target ** 2).sum(axis=1)
         for start in range(0, len(rows), step):
-            block = rows[start:start + step]
-            d2 = ((self.points[block, None, :] - target[None, :, :]) ** 2).sum(axis=2)
-            kernel = np.exp(-0.5 * d2)
+            points = self.points[rows[start:start + step]]
+            d2 = (points ** 2).sum(axis=1)[:, None] + norms[None, :] - 2 * points @ target.T
+            kernel = np.exp(-0.5 * np.maximum(d2, 0.0))
             to_cols[start:start + step] = kernel @ self.areas[cols]
-            to_rows += self.areas[block] @ kernel
+            to_rows += self.areas[rows[start:start + step]] @ kernel
         return to_cols, to_rows
 
     def split(self, ids: np.ndarray, side: np.ndarray) -> float:
