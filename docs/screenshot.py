@@ -1,4 +1,5 @@
-"""Re-take docs/screenshot.png: the main window on the sample photos, a few regions labelled.
+"""Re-take docs/screenshot.png: the main window on the sample photos, a few regions labelled
+and the suggestions they give for the others.
 
 Run: QT_QPA_PLATFORM=offscreen python docs/screenshot.py   (or under Xvfb)
 """
@@ -22,6 +23,9 @@ from gui.app import SAMPLES, sample_doc  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "screenshot.png"
+# (row, column) as fractions of the astronaut photo, and the category key each gets
+POINTS = ((0.70, 0.35), (0.25, 0.50), (0.08, 0.12), (0.10, 0.60), (0.35, 0.80), (0.85, 0.75))
+LABELS = (1, 1, 9, 4, 3, 9)            # person, person, object (flag), building (backdrop), vehicle, object
 
 
 def main() -> None:
@@ -36,11 +40,15 @@ def main() -> None:
         time.sleep(0.02)
     window.granularity.setValue(int(window.granularity.maximum() * 0.48))
     tree = window.doc.tree
-    regions = sorted(tree.frontier(), key=tree.area, reverse=True)
-    for region, category in zip(regions[:4], (7, 9, 9, 9)):
-        window.session.set_selection([region])
+    rows, cols = tree.atom_map.shape
+    for (y, x), category in zip(POINTS, LABELS):      # a few regions labelled by what they show
+        window.session.set_selection([tree.node_at(int(y * rows), int(x * cols))])
         window.session.label_by_key(category)
-    window.session.set_selection([regions[1]])
+    window.session.set_selection([tree.node_at(int(0.75 * rows), int(0.85 * cols))])
+    deadline = time.time() + 60                      # the labels' suggestions for the other regions
+    while (window.session.suggester.busy() or window.panel_pending()) and time.time() < deadline:
+        app.processEvents()
+        time.sleep(0.02)
     window.layers.scrollToTop()
     window.set_tool("brush")                         # the brush circle under the cursor
     viewport = window.canvas.viewport()

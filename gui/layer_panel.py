@@ -33,7 +33,7 @@ class LayerPanel(QTreeView):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.setIndentation(12)
         self.setMinimumWidth(330)
-        for column, width in ((1, 80), (2, 62), (3, 44)):   # fixed widths: sizing to contents reads every row
+        for column, width in ((1, 108), (2, 62), (3, 44)):   # fixed widths: sizing to contents reads every row
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(column, width)
         self._column_menu(header)

@@ -85,13 +85,20 @@ def test_suggestions_are_drawn_apart_from_labels_and_enter_accepts_undoably(qtbo
     assert tree.nodes[region].category == suggestion.category
 
 
-def test_delete_rejects_the_category_for_good_and_undo_brings_it_back(qtbot, tmp_path):
+def rejected_largest(qtbot, tmp_path):
+    """A labelled window whose largest suggested region's suggestion was rejected with Delete:
+    (window, tree, region, the refused category)."""
     window = labelled_window(qtbot, tmp_path)
     tree = window.doc.tree
     region = max(live(tree), key=tree.area)
     refused = tree.live_suggestion(region).category
     click(qtbot, window, region)
     key(qtbot, window, Qt.Key.Key_Delete)
+    return window, tree, region, refused
+
+
+def test_delete_rejects_the_category_for_good_and_undo_brings_it_back(qtbot, tmp_path):
+    window, tree, region, refused = rejected_largest(qtbot, tmp_path)
     assert tree.nodes[region].rejected == (refused,) and tree.nodes[region].category is None
     wait_suggestions(qtbot, window)
     again = tree.live_suggestion(region)
@@ -160,12 +167,7 @@ def test_bulk_accept_on_the_image_and_on_the_project_is_undoable_and_survives_re
 
 
 def test_a_rejection_survives_save_and_reopen(qtbot, tmp_path):
-    window = labelled_window(qtbot, tmp_path)
-    tree = window.doc.tree
-    region = max(live(tree), key=tree.area)
-    refused = tree.live_suggestion(region).category
-    click(qtbot, window, region)
-    key(qtbot, window, Qt.Key.Key_Delete)
+    window, tree, region, refused = rejected_largest(qtbot, tmp_path)
     window.session.flush_autosave()
     saved = Project.open(window.project.folder).load_tree(window.doc.project_id)
     assert saved.tree.nodes[region].rejected == (refused,)
