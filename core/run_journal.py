@@ -11,6 +11,7 @@ trees on disk the project does not list yet, and which images failed and why. A 
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 import os
 import socket
 import threading
@@ -68,6 +69,12 @@ class ProjectLock:
 
     def __exit__(self, *exc_info: object) -> None:
         self.release()
+
+
+def existing_project_lock(folder: Path, writer: str) -> "ProjectLock | nullcontext[None]":
+    """The writer's lock of a project folder that exists; none for a folder that does not yet
+    (nothing to protect, and taking the lock would create it before the input is checked)."""
+    return ProjectLock(folder, writer) if Path(folder).is_dir() else nullcontext()
 
 
 def _try_lock(handle: TextIO) -> bool:

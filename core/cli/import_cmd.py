@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import argparse
-from contextlib import nullcontext
 import sys
 from pathlib import Path
 
 from core.coco_import import ImportFailed, import_coco
 from core.errors import CutTreeError
-from core.run_journal import ProjectLock
+from core.run_journal import existing_project_lock
 
 
 def register(subparsers: "argparse._SubParsersAction") -> None:
@@ -32,9 +31,7 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the import; print the summary and every skipped entry; 0 on success, 1 on failure."""
     try:
-        # an existing project is locked; a new one is not made before the input is checked
-        lock = ProjectLock(args.project, "`cuttree import`") if args.project.is_dir() else nullcontext()
-        with lock:
+        with existing_project_lock(args.project, "`cuttree import`"):
             result = import_coco(args.coco_json, args.images, args.project, args.panoptic_pngs)
     except ImportFailed as exc:
         for line in exc.result.lines()[1:]:

@@ -7,8 +7,7 @@ from pathlib import Path
 
 from core.errors import CutTreeError
 from core.cli.project_arg import open_project
-from core.project import Project
-from core.run_journal import ProjectLock
+from core.run_journal import existing_project_lock
 from core.propagate import propagate_project
 from core.suggest import DEFAULT_MIN_CONFIDENCE
 
@@ -34,8 +33,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if not 0.0 <= args.min_confidence <= 1.0:
             raise CutTreeError(f"--min-confidence {args.min_confidence} must lie in [0, 1]")
-        Project.open(args.project)          # a missing or damaged project: said before the lock creates anything
-        with ProjectLock(args.project, "`cuttree propagate`"):
+        with existing_project_lock(args.project, "`cuttree propagate`"):   # a missing one: open_project says so
             project = open_project(args.project)
             result = propagate_project(project, args.min_confidence, args.accept)
     except CutTreeError as exc:
