@@ -52,6 +52,16 @@ def marked(node: Node) -> bool:
     return node.category is not None or bool(node.name) or not node.visible or node.ignored
 
 
+def has_row(tree: SegmentTree, frontier: set[int], nid: int) -> bool:
+    """Does this node have a row in the compacted tree: the root, a segment shown, a node the
+    annotator marked, or a part of a shown segment the annotator made (infinite cost: a merge
+    group, a drop target)?"""
+    node = tree.nodes[nid]
+    if nid == tree.root or nid in frontier or marked(node):
+        return True
+    return node.parent in frontier and math.isinf(tree.nodes[node.parent].cost)
+
+
 def shown_structure(tree: SegmentTree, frontier: set[int]) -> tuple[dict[int, Optional[int]], dict[int, list[int]], dict[int, int]]:
     """The cut tree compacted for reading: rows for the root, the segments shown, the parts
     of a segment the annotator made (a merge group, a drop target) and the nodes the annotator
@@ -59,19 +69,17 @@ def shown_structure(tree: SegmentTree, frontier: set[int]) -> tuple[dict[int, Op
     tree's order (a chain of binary splits reads as one group). Parent, children and depth
     of each row."""
     root = tree.root
-    user_made = {n: math.isinf(tree.nodes[n].cost) for n in frontier}   # a merge, a split or a drop: not the cut's
     parent: dict[int, Optional[int]] = {root: None}
     children: dict[int, list[int]] = {root: []}
     depth = {root: 0}
     stack = [(child, root) for child in reversed(tree.nodes[root].children)]
     while stack:
         nid, above = stack.pop()
-        node = tree.nodes[nid]
-        if nid in frontier or marked(node) or (node.parent in frontier and user_made[node.parent]):
+        if has_row(tree, frontier, nid):
             parent[nid], children[nid], depth[nid] = above, [], depth[above] + 1
             children[above].append(nid)
             above = nid
-        stack.extend((child, above) for child in reversed(node.children))
+        stack.extend((child, above) for child in reversed(tree.nodes[nid].children))
     return parent, children, depth
 
 
@@ -148,7 +156,7 @@ class LayerModel(QStandardItemModel):
         self._frontier = set(tree.frontier())
         moved: list[int] = []
         structure_changed = (structure_changed or self._frontier != before or node_ids is None
-                             or any(self._wants_row(n) != (n in self._items) for n in node_ids & tree.nodes.keys()))
+                             or any(has_row(tree, self._frontier, n) != (n in self._items) for n in node_ids & tree.nodes.keys()))
         if structure_changed:
             moved = self._move_rows()
             if node_ids is not None:
@@ -199,15 +207,6 @@ class LayerModel(QStandardItemModel):
         cells = self._items[nid] = self._spare.pop(nid)
         self._show(nid, self._row_values(nid))
         return cells
-
-    def _wants_row(self, nid: int) -> bool:
-        """Does this node have a row in the compacted tree (see `shown_structure`)?"""
-        tree = self.tree
-        assert tree is not None
-        node = tree.nodes[nid]
-        if nid == tree.root or nid in self._frontier or marked(node):
-            return True
-        return node.parent in self._frontier and math.isinf(tree.nodes[node.parent].cost)
 
     def _rows_below(self, nid: int) -> list[int]:
         """The nodes whose rows are below this node's row."""
