@@ -24,8 +24,11 @@ class Features:
                encoder): a segment's mean feature then says little about its pixels, so
                pixels follow the token labels, guided by colour, instead of DiffCut's concept
                assignment (docs/decisions/0003-classic-pixel-step.md).
-    descriptors: optional (h, w, d) token grid that region descriptors are pooled from (label
-               suggestions, core/descriptors.py); None means the tokens themselves.
+    descriptors: optional (h', w', d) grid that region descriptors are pooled from (label
+               suggestions, core/descriptors.py; any grid over the image, the classic encoder's
+               is finer than its tokens); None means the tokens themselves.
+    cues:      optional (h, w, d) scaled colour/texture/position cues per token (the classic
+               encoder's, before its Fourier features; the atom walk's edge weights).
     atoms:     optional contour atoms of the image (the classic encoder): small regions that
                follow its edges, on which the contour method builds the finer levels
                (docs/decisions/0006-contour-atoms-and-specks.md).
@@ -38,6 +41,7 @@ class Features:
     local: bool = False
     meta: dict = field(default_factory=dict)
     descriptors: Optional[np.ndarray] = None
+    cues: Optional[np.ndarray] = None
     atoms: Optional[AtomGraph] = None
 
     def __post_init__(self) -> None:

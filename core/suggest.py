@@ -26,6 +26,10 @@ from core.tree import SegmentTree, Suggestion
 PURE = 0.9                    # a training node: at least this share of its pixels in one category
 L2 = 1e-2                     # ridge penalty per weight, on standardised descriptors (decision 0304)
 MAX_ITERATIONS = 300
+#: examples of a class are weighted by (largest class count / its count) ** CLASS_BALANCE, so
+#: the few examples of small things (a sign, a cyclist) are not outvoted by the many nested
+#: nodes of building and tree (decision 0304, fourth pass)
+CLASS_BALANCE = 0.5
 DEFAULT_MIN_CONFIDENCE = 0.80  # bulk accept: suggestions at or above this confidence (decision 0304)
 #: full confidence needs the nearest labelled example of another category at least this many
 #: times farther than the nearest of the suggested one (decision 0304)
@@ -147,17 +151,19 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def _fit_softmax(z: np.ndarray, target: np.ndarray, n_classes: int) -> np.ndarray:
-    """Weights (d+1, classes) minimising mean cross-entropy + L2 * |W|^2 (bias unpenalised)."""
+    """Weights (d+1, classes) minimising the class-balanced mean cross-entropy + L2 * |W|^2
+    (bias unpenalised)."""
     n, d = z.shape
     onehot = np.eye(n_classes)[target]
+    weight = class_weights(target, n_classes)[:, None]
     penalty = np.full((d, 1), L2)
     penalty[-1] = 0.0
 
     def loss(flat: np.ndarray) -> tuple[float, np.ndarray]:
         w = flat.reshape(d, n_classes)
         p = _softmax(z @ w)
-        value = -np.log(p[np.arange(n), target] + 1e-12).mean() + float((penalty * w ** 2).sum())
-        grad = z.T @ (p - onehot) / n + 2 * penalty * w
+        value = -(weight[:, 0] * np.log(p[np.arange(n), target] + 1e-12)).mean() + float((penalty * w ** 2).sum())
+        grad = z.T @ (weight * (p - onehot)) / n + 2 * penalty * w
         return value, grad.ravel()
 
     # BLAS single-threaded: these small products ran 20x slower with threads competing for 2 cores
@@ -165,6 +171,14 @@ def _fit_softmax(z: np.ndarray, target: np.ndarray, n_classes: int) -> np.ndarra
         result = minimize(loss, np.zeros(d * n_classes), jac=True, method="L-BFGS-B",
                           options={"maxiter": MAX_ITERATIONS})
     return result.x.reshape(d, n_classes)
+
+
+def class_weights(target: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per example: its class's balancing weight (CLASS_BALANCE), scaled to average 1."""
+    counts = np.bincount(target, minlength=n_classes).astype(np.float64)
+    per_class = (counts.max() / np.maximum(counts, 1.0)) ** CLASS_BALANCE
+    weights = per_class[target]
+    return weights / weights.mean()
 
 
 class Suggester:

@@ -102,6 +102,31 @@ def test_confidence_drops_where_another_category_is_as_near():
     assert p[2] > 0.5 and confidence[2] < 0.6 * p[2]               # the linear model extrapolates; trust does not
 
 
+def test_a_rarely_labelled_category_is_not_outvoted_by_a_common_one():
+    # a cyclist labelled six times next to four hundred building nodes: without class balancing
+    # the linear model never proposes it (measured: 0 % of its own points), with it most of them
+    rng = np.random.default_rng(0)
+    common, rare = rng.normal([0, 0], 1.0, (400, 2)), rng.normal([2.2, 0], 0.3, (6, 2))
+    model = LinearClassifier(np.vstack([common, rare]), np.repeat([1, 2], [400, 6]))
+    queries = rng.normal([2.2, 0], 0.3, (50, 2))
+    assert (model.classes[model.probabilities(queries).argmax(axis=1)] == 2).mean() > 0.5
+    assert (model.classes[model.probabilities(rng.normal([-1, 0], 0.5, (50, 2))).argmax(axis=1)] == 1).all()
+
+
+def test_classic_descriptors_describe_a_thin_thing_by_its_own_pixels():
+    # a stripe half a token wide: pooled over tokens its colour would be half background
+    from core.encoders.classic import COLOR_SCALE
+    from skimage.color import rgb2lab
+    image = np.full((256, 256, 3), 128, np.uint8)
+    image[:, 100:104] = (220, 30, 30)
+    tree = Segmenter(Settings()).cut(image, Segmenter(Settings()).encode(image))
+    stripe = np.zeros((256, 256), bool)
+    stripe[:, 100:104] = True
+    lab = rgb2lab(image[:1, 100:101])[0, 0] / COLOR_SCALE
+    described = pooled(tree.descriptors, stripe)[:3]
+    np.testing.assert_allclose(described, lab, atol=0.15)
+
+
 def test_one_labelled_image_carries_planted_textures_to_the_others(scenes):
     trees = [decode_tree_file(tree_file_bytes(t), "copy").tree for _, _, t in scenes]
     label_by_truth(trees[0], scenes[0][1])

@@ -62,7 +62,7 @@ def atom_cues(graph: AtomGraph, features: Features) -> np.ndarray:
     token cells under it (the encoder's scaled cues, bilinear at the atom's centroid)."""
     from core.encoders.classic import COLOR_SCALE
     lab = graph.lab_sum / np.maximum(graph.sizes, 1)[:, None] / COLOR_SCALE
-    cues = features.descriptors if features.descriptors is not None else None
+    cues = features.cues
     if cues is None:
         return lab
     texture = cues[..., 3:-2]

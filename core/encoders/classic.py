@@ -33,6 +33,10 @@ POSITION_SCALE = 0.05
 #: contour atoms are computed on images at most this large (long side), then upsampled
 ATOM_SIDE = 640
 ATOMS_PER_TOKEN = 4
+#: region descriptors (label suggestions) are the same cues on a grid this many times finer
+#: per axis: a pole or a pedestrian narrower than a token is then described by its own
+#: pixels, not by the background it shares its tokens with (decision 0304, fourth pass)
+DESCRIPTOR_CELLS_PER_TOKEN = 2
 
 
 def token_grid(height: int, width: int, long_side: int) -> tuple[int, int]:
@@ -56,18 +60,19 @@ class ClassicEncoder:
                cancel: Optional[CancelToken] = None) -> Features:
         report(progress, "encode", 0.0)
         h, w = token_grid(image.shape[0], image.shape[1], self.tokens_long_side)
-        small = np.asarray(Image.fromarray(image).resize(
-            (w * PIXELS_PER_TOKEN, h * PIXELS_PER_TOKEN), Image.Resampling.BOX))
-        check_cancel(cancel)
-        cues = token_cues(small, (h, w))
-        report(progress, "encode", 0.7)
+        cues = grid_cues(image, (h, w))
+        report(progress, "encode", 0.6)
         check_cancel(cancel)
         tokens = fourier_features(cues, N_FOURIER, self.seed)
+        report(progress, "encode", 0.7)
+        check_cancel(cancel)
+        fine = token_grid(image.shape[0], image.shape[1], self.tokens_long_side * DESCRIPTOR_CELLS_PER_TOKEN)
+        descriptors = grid_cues(image, fine).reshape(*fine, -1)
         report(progress, "encode", 0.8)
         atoms = self._atoms(image, h * w) if self.atoms else None
         report(progress, "encode", 1.0)
         return Features(tokens.reshape(h, w, -1), image_size=image.shape[:2], encoder="classic",
-                        local=True, descriptors=cues.reshape(h, w, -1), atoms=atoms)
+                        local=True, descriptors=descriptors, cues=cues.reshape(h, w, -1), atoms=atoms)
 
     def _atoms(self, image: np.ndarray, tokens: int) -> AtomGraph:
         """About ATOMS_PER_TOKEN contour atoms per token, on the image at most ATOM_SIDE large."""
@@ -76,6 +81,14 @@ class ClassicEncoder:
             size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
             image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BOX))
         return contour_atoms(image, ATOMS_PER_TOKEN * tokens)
+
+
+def grid_cues(image: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """(h*w, 12) cues of an RGB image on an (h, w) grid, measured on its box-reduced copy."""
+    h, w = grid
+    small = np.asarray(Image.fromarray(image).resize(
+        (w * PIXELS_PER_TOKEN, h * PIXELS_PER_TOKEN), Image.Resampling.BOX))
+    return token_cues(small, grid)
 
 
 def token_cues(small: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
