@@ -20,7 +20,8 @@ to the atoms within RADIUS token cells, which keeps the graph sparse:
 - Automatic k and threshold as the walk (decision 0302): k makes the walk's per-axis spread
   SPREAD of the long side; a split's NCut is divided by the same split's NCut under a
   Gaussian walk on atom centroids (weighted by area, summed exactly: SpatialNull) with
-  that spread, and costs follow `core.cut.walk.ratio_cost`.
+  that spread, and costs follow `core.cut.walk.ratio_cost` with the atom walk's own automatic
+  threshold ATOM_AUTO_RATIO (decision 0008, fifth round).
 """
 from __future__ import annotations
 
@@ -53,6 +54,10 @@ KERNEL = 1.0
 #: off from the graph (with none, splits of nodes whose atoms' low-rank degrees vanish fail and
 #: the tree stops); its leak over k steps, about FLOOR sqrt(k), stays far below AUTO_RATIO
 FLOOR = 0.001
+#: the ratio at the default granularity: the atom walk's boundary ratios run ~2.5x the token
+#: walk's, and at this one it shows as many regions as the token walk at its default (CamVid
+#: val 28 per frame, BSDS val 38 per image), so a user switching methods keeps the same detail
+ATOM_AUTO_RATIO = 0.7
 #: kernel entries the exact spatial null computes at once (8 MB of float64)
 NULL_BLOCK = 1 << 20
 
@@ -293,7 +298,7 @@ def atom_walk_hierarchy(features: Features, settings: Settings,
         if len(node.tokens) <= 1:
             continue
         side, ratio = walk.split(node.tokens)
-        node.cost = ratio_cost(ratio)
+        node.cost = ratio_cost(ratio, ATOM_AUTO_RATIO)
         if node.cost < settings.tau_max:
             node.children = [CutNode(node.tokens[side]), CutNode(node.tokens[~side])]
             stack.extend(reversed(node.children))

@@ -137,13 +137,13 @@ def split_ratio(w: np.ndarray, null: np.ndarray) -> tuple[np.ndarray, float]:
     return side, ncut / max(partition_ncut(null, side), 1e-12)
 
 
-def ratio_cost(ratio: float) -> float:
-    """Granularity cost of a split: linear in the ratio up to the automatic threshold (which maps
-    to the reference granularity), then in its logarithm, DEEPEST_RATIO mapping to 1."""
-    x = ratio / AUTO_RATIO
+def ratio_cost(ratio: float, auto: float = AUTO_RATIO) -> float:
+    """Granularity cost of a split: linear in the ratio up to the automatic threshold `auto`
+    (which maps to the reference granularity), then in its logarithm, DEEPEST_RATIO mapping to 1."""
+    x = ratio / auto
     if x <= 1:
         return REFERENCE_GRANULARITY * x
-    return REFERENCE_GRANULARITY + (1 - REFERENCE_GRANULARITY) * math.log(x) / math.log(DEEPEST_RATIO / AUTO_RATIO)
+    return REFERENCE_GRANULARITY + (1 - REFERENCE_GRANULARITY) * math.log(x) / math.log(DEEPEST_RATIO / auto)
 
 
 def walk_tree(w: np.ndarray, null: np.ndarray, tau_max: float, min_tokens: int = 0,
