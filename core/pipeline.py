@@ -113,8 +113,10 @@ class Segmenter:
         self._last_chooser = (features, shape, chooser)      # the cutter reuses what it built
         if features.local:
             labels = chooser.choose(shown, np.arange(shape[0] * shape[1])).reshape(shape).astype(np.int32)
-            if not cuts_atoms(s.cut_method):   # atoms merge specks in the tree (decision 0006)
+            if not s.method_spec.merges_specks:   # contour merges them in its tree (0006)
                 labels = absorb_specks(labels, small)
+                if isinstance(chooser, AtomChooser):
+                    labels = chooser.whole_atoms(labels)
         else:  # DiffCut's concept assignment, exactly as the reference at the shown granularity
             token_labels = np.empty(features.grid[0] * features.grid[1], dtype=np.int32)
             for index, leaf in enumerate(shown):
@@ -202,20 +204,56 @@ class GuidedChooser:
 
 
 class AtomChooser:
-    """Contour atoms (the classic encoder): a pixel goes where its atom goes (decision 0006)."""
+    """Contour atoms (the classic encoder): a pixel goes where its atom goes (decision 0006).
+    A pixel whose atom is in none of the children (a speck absorbed from another region, 0008)
+    goes with its nearest pixel that has one."""
 
     def __init__(self, atoms: AtomGraph, shape: tuple[int, int]) -> None:
         self.n = atoms.n
+        self.width = shape[1]
         self.atom_of_pixel = atom_map(atoms, shape).ravel()
 
     def choose(self, children: Sequence[CutNode], pixels: np.ndarray) -> np.ndarray:
-        group_of = np.zeros(self.n, dtype=np.int64)
+        group_of = np.full(self.n, -1, dtype=np.int64)
         for k, child in enumerate(children):
             group_of[child.tokens] = k
-        return group_of[self.atom_of_pixel[pixels]]
+        chosen = group_of[self.atom_of_pixel[pixels]]
+        orphan = chosen < 0
+        if orphan.any():      # each orphan atom goes whole where most of its pixels' nearest go
+            atoms = self.atom_of_pixel[pixels[orphan]]
+            votes = np.bincount(atoms * len(children) + nearest_choice(pixels, chosen, orphan, self.width),
+                                minlength=self.n * len(children)).reshape(self.n, len(children))
+            chosen[orphan] = votes.argmax(axis=1)[atoms]
+        return chosen
+
+    def whole_atoms(self, labels: np.ndarray) -> np.ndarray:
+        """`labels` with every atom's pixels given the label most of them carry (speck absorption
+        moves 4-connected pieces, which can be parts of an atom; regions stay unions of atoms)."""
+        flat = labels.ravel().astype(np.int64)
+        n_labels = int(flat.max()) + 1
+        votes = np.bincount(self.atom_of_pixel * n_labels + flat, minlength=self.n * n_labels)
+        return votes.reshape(self.n, n_labels).argmax(axis=1)[self.atom_of_pixel].reshape(labels.shape).astype(labels.dtype)
 
     def release(self) -> None:
         """Nothing is built beyond the atom map."""
+
+
+def nearest_choice(pixels: np.ndarray, chosen: np.ndarray, orphan: np.ndarray, width: int,
+                   margin: int = 4) -> np.ndarray:
+    """For the `orphan` pixels (flat indices), the choice of the nearest pixel that has one,
+    searched in the orphans' bounding box grown by `margin`, then everywhere."""
+    from scipy.spatial import cKDTree
+    rows, cols = np.divmod(pixels, width)
+    lo_r, hi_r = rows[orphan].min() - margin, rows[orphan].max() + margin
+    lo_c, hi_c = cols[orphan].min() - margin, cols[orphan].max() + margin
+    known = ~orphan
+    near = known & (rows >= lo_r) & (rows <= hi_r) & (cols >= lo_c) & (cols <= hi_c)
+    if not near.any():
+        near = known
+    if not near.any():
+        return np.zeros(int(orphan.sum()), dtype=chosen.dtype)
+    _, index = cKDTree(np.stack([rows[near], cols[near]], 1)).query(np.stack([rows[orphan], cols[orphan]], 1))
+    return chosen[near][index]
 
 
 def pixel_chooser(features: Features, image: np.ndarray, method: str) -> Chooser:

@@ -130,12 +130,28 @@ def small_piece_outlines(labels: np.ndarray, image: np.ndarray) -> np.ndarray:
     return total[small] / np.maximum(count[small], 1)
 
 
-def test_at_the_default_granularity_every_speck_has_a_sharp_outline(monkeypatch):
+@pytest.mark.parametrize("method", ["walk", "atomwalk"])
+def test_at_the_default_granularity_every_speck_has_a_sharp_outline(monkeypatch, method):
     image = skimage.data.astronaut()
-    labels, _ = segment(image, Settings()).frontier_labels()
+    tree = segment(image, Settings(method=method))
+    labels, _ = tree.frontier_labels()
     outlines = small_piece_outlines(labels, image)
     assert np.mean(outlines >= STRONG_CONTRAST) >= 0.9
+    tree.set_granularity(1.0)
+    tree.check_invariants()                             # absorbed specks nest at every granularity
     import core.pipeline                                # the same without absorbing: weak specks
     monkeypatch.setattr(core.pipeline, "absorb_specks", lambda labels, image: labels)
-    labels, _ = segment(image, Settings()).frontier_labels()
+    labels, _ = segment(image, Settings(method=method)).frontier_labels()
     assert np.mean(small_piece_outlines(labels, image) >= STRONG_CONTRAST) < 0.5
+
+
+def test_pixels_of_an_absorbed_speck_follow_their_nearest_neighbour_down_the_tree():
+    from core.pipeline import nearest_choice
+    width = 20
+    pixels = np.arange(10 * width)
+    chosen = (pixels % width >= 10).astype(np.int64)          # left half child 0, right half 1
+    orphan = np.zeros(len(pixels), bool)
+    orphan[[3 * width + 16, 3 * width + 17, 4 * width + 16]] = True   # a speck on the right
+    orphan[[7 * width + 1]] = True                                    # one on the left
+    got = nearest_choice(pixels, np.where(orphan, -1, chosen), orphan, width)
+    assert got.tolist() == [1, 1, 1, 0]

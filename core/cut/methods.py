@@ -24,7 +24,8 @@ class CutMethod:
     finest region is cut again on (decision 0004); `parameters` are the Settings it reads;
     `needs`: the encoder outputs it cannot run without, `uses`: those it reads when given;
     `pixels`: its own pixel step (leaves, features, atom-map shape -> leaf index per pixel),
-    None for the pipeline's concept assignment (decisions 0002, 0003)."""
+    None for the pipeline's concept assignment (decisions 0002, 0003); `merges_specks`: its
+    tree already merges weak specks, so the pipeline does not absorb them (decision 0006)."""
 
     name: str
     summary: str
@@ -36,6 +37,7 @@ class CutMethod:
     clean_latent: bool = False       # the reference runs the UNet on the clean latent (no noise)
     default_timestep: int = 50       # the reference's diffusion timestep
     pixels: Optional[Callable[[list[CutNode], Features, tuple[int, int]], np.ndarray]] = None
+    merges_specks: bool = False
 
 
 def _diffcut(features: Features, settings: "Settings", cancel: Optional[CancelToken] = None) -> CutNode:
@@ -93,7 +95,8 @@ METHODS: dict[str, CutMethod] = {m.name: m for m in (
               _walk, walk_graph, ("alpha", "walk_steps", "min_tokens"), uses=frozenset({ATTENTION})),
     CutMethod("contour", "walk down to the default granularity, then greedy merges of contour "
               "atoms (small high-contrast things get their own regions; decision 0006)",
-              _contour, walk_graph, ("alpha", "walk_steps", "min_tokens"), needs=frozenset({ATOMS})),
+              _contour, walk_graph, ("alpha", "walk_steps", "min_tokens"), needs=frozenset({ATOMS}),
+              merges_specks=True),
     CutMethod("atomwalk", "random-walk NCut on a sparse graph of contour atoms (low-rank k-step "
               "walk; finer regions than the token grid; decision 0008)",
               _atom_walk, walk_graph, ("walk_steps",), needs=frozenset({ATOMS})),
