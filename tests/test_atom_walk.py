@@ -8,7 +8,7 @@ from PIL import Image
 from core.atoms import contour_atoms
 from core.cut.atom_walk import (FLOOR, KERNEL, RADIUS, LowRankWalk, atom_affinity, atom_centroids,
                                 SpatialNull, atom_cues, dominant_eigenpairs,
-                                intervening_contour, local_pairs, low_rank_bipartition)
+                                intervening_contour, local_pairs, low_rank_bipartition, second_vector)
 from core.cut.ncut import best_bipartition
 from core.encoders.classic import ClassicEncoder
 from core.pipeline import segment
@@ -152,3 +152,38 @@ def test_atom_walk_default_granularity_shows_the_walks_amount_of_detail():
         walk = len(segment(image, Settings()).frontier())
         atoms = len(segment(image, Settings(method="atomwalk")).frontier())
         assert 0.5 * walk <= atoms <= 2 * walk, (photo, walk, atoms)
+
+
+def two_blocks_and(extra: np.ndarray) -> np.ndarray:
+    """Rows of a rank-3 truncated walk F: 10 atoms of one region, 19 of another weakly linked
+    to it, then `extra` rows."""
+    blocks = np.vstack([np.tile([1.0, 0.1, 0.0], (10, 1)), np.tile([0.1, 1.0, 0.0], (19, 1))])
+    return np.vstack([blocks, extra])
+
+
+def test_a_truncation_artefact_is_not_taken_for_the_second_eigenvector():
+    # an atom whose truncated affinities to the rest are negative enough that its degree nearly
+    # cancels (0.05 against a median of 21) makes the normalised walk an eigenvalue of 20, above
+    # the trivial 1; taking "the second largest" then took the trivial vector and the split failed
+    # (the astronaut's tree stopped at 8 regions)
+    f = two_blocks_and(np.array([[-0.08038, 0.0, 1.0]]))
+    total = f.sum(axis=0)
+    degree = f @ total
+    v = second_vector(f / np.sqrt(degree)[:, None], np.sqrt(degree)) / np.sqrt(degree)
+    side, ncut = low_rank_bipartition(f, total, v)
+    assert np.isfinite(ncut)
+    assert len(set(side[:10])) == len(set(side[10:29])) == 1 and side[0] != side[10]   # the two regions
+
+
+def test_an_atom_the_truncated_walk_cannot_place_joins_the_side_it_is_linked_to():
+    f = two_blocks_and(np.array([[0.3, -0.5, 0.0]]))        # its degree is negative
+    n = len(f)
+    centroids = np.vstack([np.c_[np.zeros(10), np.arange(10)], np.c_[np.full(19, 5.0), np.arange(19)],
+                           [[2.5, 30.0]]])
+    links = sp.coo_matrix((np.ones(2), ([29, 29], [12, 13])), shape=(n, n)).tocsr()
+    walk = LowRankWalk.__new__(LowRankWalk)
+    walk.f, walk.w, walk.centroids = f, links + links.T, centroids
+    walk.null = SpatialNull(centroids, np.ones(n), 5.0)
+    side, ratio = walk.split(np.arange(n))
+    assert np.isfinite(ratio)
+    assert len(set(side[:10])) == 1 and set(side[10:]) == {not side[0]}    # it goes with the 19

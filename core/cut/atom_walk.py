@@ -58,6 +58,14 @@ FLOOR = 0.001
 #: walk's, and at this one it shows as many regions as the token walk at its default (CamVid
 #: val 28 per frame, BSDS val 38 per image), so a user switching methods keeps the same detail
 ATOM_AUTO_RATIO = 0.7
+#: an atom whose k-step degree within its node is below this share of the node's median is not
+#: placed by the truncated walk (its mass lies in the dropped eigenvectors; the degree can even
+#: be negative): it is left out of the node's eigenproblem and joins the side it is most linked
+#: to. Dividing by its degree instead made it an outlier of the second eigenvector, so splits
+#: peeled such atoms off one at a time at NCut 0 (decision 0008, fifth round)
+WEAK_DEGREE = 1e-3
+#: eigenvalues of a node's normalised truncated walk above 1 + SPURIOUS are truncation artefacts
+SPURIOUS = 1e-6
 #: kernel entries the exact spatial null computes at once (8 MB of float64)
 NULL_BLOCK = 1 << 20
 
@@ -149,6 +157,7 @@ class LowRankWalk:
 
     def __init__(self, w: sp.csr_matrix, centroids: np.ndarray, areas: np.ndarray,
                  long_side: float, n_eigen: int = 0, steps: int = 0) -> None:
+        self.w, self.centroids = w, centroids
         degree = np.asarray(w.sum(axis=1)).ravel()
         self.variance = step_variance(w, degree, centroids)
         self.steps = steps or max(2, 2 * round((SPREAD * long_side) ** 2 / self.variance / 2))
@@ -161,24 +170,57 @@ class LowRankWalk:
         """The best NCut split of W_k restricted to `ids`, and its ratio to the null's NCut.
         Nodes are split parent first (the null keeps each atom's degree in its node)."""
         f = self.f[ids]
+        degree = f @ f.sum(axis=0)
+        placed = degree > WEAK_DEGREE * max(float(np.median(degree)), 0.0)
+        if placed.sum() < 2:
+            return np.zeros(len(ids), dtype=bool), math.inf
+        f = f[placed]
         total = f.sum(axis=0)
         degree = np.maximum(f @ total, 1e-300)
-        v = second_vector(f / np.sqrt(degree)[:, None]) / np.sqrt(degree)
+        v = second_vector(f / np.sqrt(degree)[:, None], np.sqrt(degree)) / np.sqrt(degree)
         v *= np.sign(v[np.argmax(np.abs(v))])
-        side, ncut = low_rank_bipartition(f, total, v)
-        if not (side.any() and (~side).any() and math.isfinite(ncut)):
-            return side, math.inf
+        core, ncut = low_rank_bipartition(f, total, v)
+        if not (core.any() and (~core).any() and math.isfinite(ncut)):
+            return np.zeros(len(ids), dtype=bool), math.inf
+        side = np.zeros(len(ids), dtype=bool)
+        side[placed] = core
+        if not placed.all():
+            side[~placed] = self._linked_side(ids, placed, side)
         return side, ncut / max(self.null.split(ids, side), 1e-12)
 
+    def _linked_side(self, ids: np.ndarray, placed: np.ndarray, side: np.ndarray) -> np.ndarray:
+        """For the node's unplaced atoms: the side their links to placed atoms weigh most
+        towards; with no such link, the side of the nearest placed atom."""
+        links = self.w[ids[~placed]][:, ids]
+        towards = np.asarray(links @ (placed & side).astype(float)).ravel()
+        away = np.asarray(links @ (placed & ~side).astype(float)).ravel()
+        out = towards > away
+        alone = (towards == 0) & (away == 0)
+        if alone.any():
+            from scipy.spatial import cKDTree
+            anchors = np.flatnonzero(placed)
+            _, nearest = cKDTree(self.centroids[ids[anchors]]).query(self.centroids[ids[~placed][alone]])
+            out[alone] = side[anchors[nearest]]
+        return out
 
-def second_vector(b: np.ndarray) -> np.ndarray:
-    """B u for the eigenvector u of B^T B with the second-largest eigenvalue (from the smaller
-    of B^T B and B B^T): the second eigenvector of the node's normalised W = B B^T, unnormalised."""
-    if b.shape[0] <= b.shape[1]:
-        gram = b @ b.T
-        return scipy.linalg.eigh(gram, subset_by_index=[len(gram) - 2] * 2)[1][:, 0]
-    gram = b.T @ b
-    return b @ scipy.linalg.eigh(gram, subset_by_index=[len(gram) - 2] * 2)[1][:, 0]
+
+def second_vector(b: np.ndarray, trivial: np.ndarray) -> np.ndarray:
+    """B u for the second eigenvector of the node's normalised W = B B^T, unnormalised: the
+    leading eigenvector other than `trivial` (sqrt of the degrees, eigenvalue 1), from the
+    smaller of B^T B and B B^T. Eigenvalues above 1 are skipped: the truncated walk has
+    negative entries, and an atom of small degree then makes one, localised on that atom
+    (it was taken for the second and peeled single atoms, or the trivial one was taken and
+    the split failed)."""
+    small = b.shape[0] <= b.shape[1]
+    values, vectors = scipy.linalg.eigh(b @ b.T if small else b.T @ b)
+    unit = trivial / max(float(np.linalg.norm(trivial)), 1e-300)
+    for index in np.argsort(-values):
+        if values[index] > 1 + SPURIOUS:
+            continue
+        w = vectors[:, index] if small else b @ vectors[:, index]
+        if abs(float(unit @ w)) < 0.99 * max(float(np.linalg.norm(w)), 1e-300):
+            return w
+    return np.zeros(b.shape[0])
 
 
 class SpatialNull:
