@@ -1,6 +1,7 @@
 """The atom walk: the low-rank k-step walk equals the exact one where nothing is truncated, its
 threshold sweep equals the dense one, and on real photos its tree separates what differs."""
 import numpy as np
+import pytest
 import scipy.sparse as sp
 import skimage.data
 from PIL import Image
@@ -187,3 +188,14 @@ def test_an_atom_the_truncated_walk_cannot_place_joins_the_side_it_is_linked_to(
     side, ratio = walk.split(np.arange(n))
     assert np.isfinite(ratio)
     assert len(set(side[:10])) == 1 and set(side[10:]) == {not side[0]}    # it goes with the 19
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (2, 2), (3, 500), (500, 3), (16, 16)])
+def test_atom_walk_segments_degenerate_images(shape):
+    # a one-pixel image has one atom and no walk (it divided by a zero degree)
+    rng = np.random.default_rng(0)
+    for image in (np.full((*shape, 3), 128, np.uint8), rng.integers(0, 255, (*shape, 3), dtype=np.uint8)):
+        tree = segment(image, Settings(method="atomwalk"))
+        tree.set_granularity(1.0)
+        tree.check_invariants()
+        assert tree.shape == shape and len(tree.frontier()) >= 1
