@@ -67,6 +67,8 @@ ATOM_AUTO_RATIO = 0.7
 WEAK_DEGREE = 1e-3
 #: eigenvalues of a node's normalised truncated walk above 1 + SPURIOUS are truncation artefacts
 SPURIOUS = 1e-6
+#: eigenpairs a node's split computes first (the trivial one, an artefact or two, the split's)
+LEADING = 6
 #: kernel entries the exact spatial null computes at once (8 MB of float64)
 NULL_BLOCK = 1 << 20
 
@@ -213,14 +215,16 @@ def second_vector(b: np.ndarray, trivial: np.ndarray) -> np.ndarray:
     (it was taken for the second and peeled single atoms, or the trivial one was taken and
     the split failed)."""
     small = b.shape[0] <= b.shape[1]
-    values, vectors = scipy.linalg.eigh(b @ b.T if small else b.T @ b)
+    gram = b @ b.T if small else b.T @ b
     unit = trivial / max(float(np.linalg.norm(trivial)), 1e-300)
-    for index in np.argsort(-values):
-        if values[index] > 1 + SPURIOUS:
-            continue
-        w = vectors[:, index] if small else b @ vectors[:, index]
-        if abs(float(unit @ w)) < 0.99 * max(float(np.linalg.norm(w)), 1e-300):
-            return w
+    for top in (min(LEADING, len(gram)), len(gram)):      # the leading few suffice but for rare nodes
+        values, vectors = scipy.linalg.eigh(gram, subset_by_index=[len(gram) - top, len(gram) - 1])
+        for index in np.argsort(-values):
+            if values[index] > 1 + SPURIOUS:
+                continue
+            w = vectors[:, index] if small else b @ vectors[:, index]
+            if abs(float(unit @ w)) < 0.99 * max(float(np.linalg.norm(w)), 1e-300):
+                return w
     return np.zeros(b.shape[0])
 
 
