@@ -67,6 +67,8 @@ ATOM_AUTO_RATIO = 0.7
 WEAK_DEGREE = 1e-3
 #: eigenvalues of a node's normalised truncated walk above 1 + SPURIOUS are truncation artefacts
 SPURIOUS = 1e-6
+#: the subspace iteration's products run in this precision (the Rayleigh-Ritz step in float64)
+ITERATION_DTYPE = np.float32
 #: eigenpairs a node's split computes first (the trivial one, an artefact or two, the split's)
 LEADING = 6
 #: kernel entries the exact spatial null computes at once (8 MB of float64)
@@ -290,13 +292,14 @@ def dominant_eigenpairs(w: sp.csr_matrix, degree: np.ndarray, k: int, power: int
     k = min(k, n)
     inv = sp.diags(1 / np.sqrt(degree))
     m = (inv @ w @ inv).tocsr()
-    block = np.random.default_rng(n).standard_normal((n, k))
+    fast = m.astype(ITERATION_DTYPE)
+    block = np.random.default_rng(n).standard_normal((n, k)).astype(ITERATION_DTYPE)
     block[:, 0] = np.sqrt(degree)
     for step in range(max(power, 1)):
-        block = m @ block
+        block = fast @ block
         if step % 8 == 7:
             block = np.linalg.qr(block)[0]
-    q = np.linalg.qr(block)[0]
+    q = np.linalg.qr(block.astype(np.float64))[0]
     values, small = np.linalg.eigh(q.T @ (m @ q))
     return values[::-1], (q @ small)[:, ::-1]
 
