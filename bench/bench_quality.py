@@ -46,8 +46,9 @@ def linear_cost(ratio: float) -> float:
 
 
 #: name: (settings, absorb specks, split cost)
-VARIANTS = {"specks": (Settings(tau_max=0.8), True, linear_cost), "after": (Settings(), True, RATIO_COST),
-            "nospecks": (Settings(tau_max=0.8), False, linear_cost),
+VARIANTS = {"specks": (Settings(method="walk", tau_max=0.8), True, linear_cost),
+            "after": (Settings(method="walk"), True, RATIO_COST),
+            "nospecks": (Settings(method="walk", tau_max=0.8), False, linear_cost),
             "contour": (Settings(method="contour"), True, RATIO_COST),
             "atomwalk": (Settings(method="atomwalk", tau_max=1.0), True, RATIO_COST)}
 

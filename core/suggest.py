@@ -30,7 +30,7 @@ MAX_ITERATIONS = 300
 #: the few examples of small things (a sign, a cyclist) are not outvoted by the many nested
 #: nodes of building and tree (decision 0304, fourth pass)
 CLASS_BALANCE = 0.5
-DEFAULT_MIN_CONFIDENCE = 0.80  # bulk accept: suggestions at or above this confidence (decision 0304)
+DEFAULT_MIN_CONFIDENCE = 0.50  # bulk accept: suggestions at or above this confidence (decision 0304)
 #: full confidence needs the nearest labelled example of another category at least this many
 #: times farther than the nearest of the suggested one (decision 0304)
 TRUST_RATIO = 2.0

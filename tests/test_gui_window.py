@@ -13,7 +13,7 @@ def test_window_segments_and_shows_overlay(qtbot, tmp_path):
     wait_segmented(qtbot, window)
     doc = window.doc
     assert doc.status == "done"
-    assert window.engine.text() == "encoder: classic · device: cpu · method: walk (auto)"
+    assert window.engine.text() == "encoder: classic · device: cpu · method: atomwalk (auto)"
     doc.tree.check_invariants()
     assert len(window.layer_model.tree.frontier()) == len(doc.tree.frontier())
     with_overlay = canvas_pixels(window)

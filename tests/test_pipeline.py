@@ -137,7 +137,7 @@ def test_split_beyond_the_atoms_cuts_a_leaf_and_undo_restores(coffee):
     assert np.array_equal(tree.atom_map, before)
 
 
-@pytest.mark.parametrize("method, most_colour_splits", [("auto", 2), ("diffcut", 6)])
+@pytest.mark.parametrize("method, most_colour_splits", [("walk", 2), ("diffcut", 6)])
 def test_finest_regions_are_mostly_cut_by_tokens_and_tables_rebuild_after_release(coffee, monkeypatch, method,
                                                                                   most_colour_splits):
     """The cutter's split of a leaf's core tokens on the regularised graph moves pixels for
@@ -179,7 +179,7 @@ def test_region_cutter_falls_back_to_colour_inside_one_token():
 
 
 def test_local_features_default_view_is_the_guided_token_labels_without_weak_specks(coffee):
-    settings = Settings(classic_tokens=32)
+    settings = Settings(classic_tokens=32, method="walk")
     seg = Segmenter(settings)
     features = seg.encode(coffee)
     assert features.local and settings.cut_method == "walk"

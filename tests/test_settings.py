@@ -10,7 +10,7 @@ from core.settings import Settings
 
 
 @pytest.mark.parametrize("encoder, method, runs", [
-    ("classic", "auto", "walk"), ("diffusion", "auto", "diffcut"),
+    ("classic", "auto", "atomwalk"), ("diffusion", "auto", "diffcut"),
     ("classic", "diffcut", "diffcut"), ("diffusion", "walk", "walk"), ("diffusion", "diffseg", "diffseg")])
 def test_auto_method_picks_the_measured_best_per_encoder(encoder, method, runs):
     assert Settings(encoder=encoder, method=method).cut_method == runs
@@ -87,7 +87,9 @@ def test_a_bad_option_value_is_named(capsys):
 @pytest.mark.parametrize("base, changes, expected", [
     ({}, {"cache_size_mb": 10, "allow_download": True, "cache_dir": "/x"}, "none"),
     ({}, {"model": "sd15", "timestep": 300, "device": "cuda"}, "none"),    # the classic encoder reads neither
-    ({}, {"walk_steps": 3}, "recut"), ({}, {"tau": 0.45}, "recut"), ({}, {"method": "diffcut"}, "recut"),
+    ({}, {"walk_steps": 3}, "recut"), ({}, {"tau": 0.45}, "recut"), ({}, {"method": "contour"}, "recut"),
+    ({"method": "walk"}, {"method": "diffcut"}, "recut"),
+    ({}, {"method": "diffcut"}, "reencode"),                             # the atom walk's contour atoms go
     ({}, {"classic_tokens": 40}, "reencode"), ({}, {"encoder": "diffusion"}, "reencode"),
     ({}, {"pamr_iterations": 3}, "none"), ({"pamr": True}, {"pamr_iterations": 3}, "recut"),
     ({"encoder": "diffusion"}, {"walk_steps": 3}, "none"),               # diffcut runs, it has no walk steps
