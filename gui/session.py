@@ -110,7 +110,7 @@ class Session(QObject):
             same = next((d for d in self.docs if d.key == doc.key), None)
             if same is None:
                 self.docs.append(doc)
-                self.undo_group.addStack(doc.undo)
+                self._adopt_stack(doc)
                 added.append(doc)
             first = first or same or doc
         if self.project is not None and added:
@@ -393,14 +393,26 @@ class Session(QObject):
         self._save_doc(doc)
 
     def _edited(self, doc: ImageDoc, edits: Sequence[Edit]) -> None:
-        """After an edit, its undo or redo: redraw (when shown), mark edited, autosave."""
+        """After an edit, its undo or redo: redraw (when shown) and refresh the suggestions; the
+        status and the autosave follow once the stack has moved (`_stack_moved`)."""
         if doc.tree is None or self._restoring:
             return
         if doc is self.doc:
             self.selection = [n for n in self.selection if n in doc.tree.nodes]
             self.tree_edited.emit(list(edits))
         self.refresh_suggestions()
-        if self._pushing:
+
+    def _adopt_stack(self, doc: ImageDoc) -> None:
+        """The session takes an image's undo stack: Ctrl+Z reaches it, and its moves are saved."""
+        self.undo_group.addStack(doc.undo)
+        doc.undo.indexChanged.connect(lambda _index, doc=doc: self._stack_moved(doc))
+
+    def _stack_moved(self, doc: ImageDoc) -> None:
+        """An undo or redo moved the image's stack: mark it edited or not and autosave. QUndoStack
+        runs a command's undo / redo before it moves its index, so saving from the command saved
+        the step before: after one label, undo and redo, a reopened project had the label but not
+        the mark that it was the annotator's, and the next settings change re-cut it away."""
+        if self._pushing or self._restoring or doc.tree is None or all(d is not doc for d in self.docs):
             return
         if doc.status in (DONE, EDITED):
             self._set_status(doc, EDITED if doc.edited else DONE)
@@ -699,7 +711,7 @@ class Session(QObject):
             self._restore_history(doc)
         self.docs = docs
         for doc in docs:
-            self.undo_group.addStack(doc.undo)
+            self._adopt_stack(doc)
         self._name_docs()
         self.images_changed.emit()
         if docs:

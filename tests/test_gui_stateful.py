@@ -370,3 +370,20 @@ def run_machine(examples: int, steps: int) -> None:
 @pytest.mark.timeout(600)
 def test_random_sessions_lose_nothing(qapp):
     run_machine(examples=int(os.environ.get("CUTTREE_STATEFUL_EXAMPLES", 12)), steps=25)
+
+
+def test_a_label_undone_and_redone_is_still_the_annotators_after_a_reopen(qapp):
+    # found by bench/soak_gui_session.py: QUndoStack moves its index after a command's redo, so
+    # the autosave written from the redo said "not edited" and kept no history; after a reopen
+    # a settings change re-cut the image without asking and the label was gone
+    state = LoseNothing()
+    try:
+        state.open_first()
+        state.new_project()
+        state.label_region(digit=Qt.Key.Key_1, pick=37)      # labels, undoes and redoes (edit())
+        state.close_and_reopen(crash=False)
+        doc = state.s.doc
+        assert doc.edited and doc.status == "edited"
+        state.change_settings(answer=None, change={"tau": 0.45})   # asked, cancelled: labels stay
+    finally:
+        state.teardown()
