@@ -229,6 +229,10 @@ class SegmentTree:
             nid = node.parent
         return None
 
+    def holds_marks(self) -> bool:
+        """Whether any node carries an annotator's mark: a label, an ignore mark or a rejection."""
+        return any(n.category is not None or n.ignored or n.rejected for n in self.nodes.values())
+
     def area(self, node_id: int) -> int:
         return int(self._atom_area[self.nodes[node_id].atoms].sum())
 

@@ -40,3 +40,13 @@ class ImageDoc:
     def edited(self) -> bool:
         """The tree holds the annotator's work (an edit not undone, or edits from the project)."""
         return self.tree is not None and (self.undo.index() > 0 or self.base_edited)
+
+    @property
+    def holds_work(self) -> bool:
+        """A new tree would lose something of the annotator's: edits, edits undone but still
+        redoable, or labels, ignore marks and rejections in the tree (however they got there)."""
+        if self.tree is None:
+            return False
+        saved = self.saved_history
+        return (self.edited or self.undo.canRedo() or bool(saved and (saved.done or saved.undone))
+                or self.tree.holds_marks())

@@ -221,7 +221,7 @@ class Session(QObject):
             return
         choice = self._ask_recut([doc], "Re-segment", (CARRY, DISCARD))
         if choice is not None:
-            self.segment(doc, choice if doc.edited else None)
+            self.segment(doc, choice if doc.holds_work else None)
             self.message.emit(self.describe())
 
     def cancel_segmentation(self) -> None:
@@ -267,17 +267,20 @@ class Session(QObject):
         result.tree.set_granularity(tau)
         doc.image = image
         # edited work is replaced undoably (edits made while the re-cut ran are carried over)
-        mode, doc.recut = doc.recut or (CARRY if doc.edited else None), None
+        mode, doc.recut = doc.recut or (CARRY if doc.holds_work else None), None
         if old is not None and mode is not None:
             if mode == CARRY:
                 carry_labels(old, result.tree)
             text = "re-cut, labels carried over" if mode == CARRY else "re-cut, edits discarded"
             self._push_command(doc, ReplaceTreeCommand(doc, result.tree, result.cutter, text,
-                                                       lambda: self._tree_replaced(doc)))
+                                                       lambda: self._tree_shown(doc)))
+            self._set_status(doc, EDITED)
         else:
             doc.tree, doc.cutter, doc.base_edited = result.tree, result.cutter, False
             doc.undo.clear()
-            self._tree_replaced(doc)
+            self._tree_shown(doc)
+            self._set_status(doc, DONE)
+            self._save_doc(doc)
         if doc is not self.doc:          # segmented ahead: its cutting tables wait until shown
             _release_cutter(doc)
 
@@ -309,12 +312,10 @@ class Session(QObject):
         if not self.worker.busy():
             self.job_progress.emit(False, 0)
 
-    def _tree_replaced(self, doc: ImageDoc) -> None:
-        """The image has a new tree (segmented, re-cut, or a re-cut undone): show and save it."""
+    def _tree_shown(self, doc: ImageDoc) -> None:
+        """The image has a new tree (segmented, re-cut, or a re-cut undone or redone): show it and
+        refresh the suggestions. Its status and autosave are the caller's (or `_stack_moved`'s)."""
         self.refresh_suggestions()
-        if not self._pushing:
-            self._set_status(doc, EDITED if doc.edited else DONE)
-            self._save_doc(doc)
         if doc is self.doc:
             self.selection = []
             self.image_shown.emit(False)
@@ -643,9 +644,9 @@ class Session(QObject):
             self.project.settings = settings
             self._save_project_file()
         for doc in docs:
-            if doc.status in (QUEUED, WORKING) or (doc.edited and choice == KEEP):
+            if doc.status in (QUEUED, WORKING) or (doc.holds_work and choice == KEEP):
                 continue
-            if doc.edited:
+            if doc.holds_work:
                 self.segment(doc, choice)
             elif doc is self.doc:
                 self.segment(doc)
@@ -664,7 +665,7 @@ class Session(QObject):
 
     def _ask_recut(self, docs: list[ImageDoc], title: str, answers: Sequence[str]) -> Optional[str]:
         """How to re-cut images whose trees hold edits (asked once); DISCARD when none does."""
-        edited = [d for d in docs if d.edited]
+        edited = [d for d in docs if d.holds_work]
         if not edited:
             return DISCARD
         names = ", ".join(d.name for d in edited[:3]) + ("…" if len(edited) > 3 else "")

@@ -118,6 +118,60 @@ def test_a_cut_setting_change_asks_and_each_answer_keeps_the_work_or_is_undoable
     assert labels(saved) == labels(new)                          # what is on disk is what is shown
 
 
+def test_a_cut_setting_change_asks_about_edits_undone_but_redoable(qtbot, tmp_path):
+    window = labelled_project(qtbot, tmp_path)
+    session, tree = window.session, window.doc.tree
+    before = labels(tree)
+    key(qtbot, window, Qt.Key.Key_Z, CTRL)
+    key(qtbot, window, Qt.Key.Key_Z, CTRL)                       # nothing done, two steps to redo
+    assert not window.doc.edited and not any(labels(tree).values())
+    asked = []
+    answer(qtbot, KEEP, asked)
+    assert session.apply_settings(session.settings.replace(tau_max=0.7))
+    assert "1 image(s) have edits" in asked[0] and window.doc.tree is tree
+    key(qtbot, window, Qt.Key.Key_Z, CTRL | Qt.KeyboardModifier.ShiftModifier)
+    key(qtbot, window, Qt.Key.Key_Z, CTRL | Qt.KeyboardModifier.ShiftModifier)
+    assert labels(tree) == before
+
+
+def test_labels_in_a_tree_saved_as_unedited_are_not_re_cut_away_without_asking(qtbot, tmp_path):
+    """A tree file that carries labels but says "unedited" (as the undo-stack bug of decision
+    0404 wrote them) still counts as the annotator's work."""
+    window = labelled_project(qtbot, tmp_path)
+    folder, image_id, before = window.project.folder, window.doc.project_id, labels(window.doc.tree)
+    wait_idle(qtbot, window)
+    key(qtbot, window, Qt.Key.Key_Q, CTRL)
+    project = Project.open(folder)
+    project.save_tree(image_id, project.load_tree(image_id).tree, None, {"edited": False})
+    other = make_window(qtbot, tmp_path)
+    other.session.open_project(folder)
+    wait_segmented(qtbot, other)
+    assert not other.doc.edited and labels(other.doc.tree) == before
+    asked = []
+    answer(qtbot, KEEP, asked)
+    assert other.session.apply_settings(other.session.settings.replace(tau_max=0.7))
+    assert asked and labels(other.doc.tree) == before
+
+
+def test_undoing_and_redoing_a_re_cut_writes_the_tree_once_each(qtbot, tmp_path):
+    window = labelled_project(qtbot, tmp_path)
+    session, old = window.session, window.doc.tree
+    answer(qtbot, CARRY)
+    session.apply_settings(session.settings.replace(tau_max=0.75))
+    qtbot.waitUntil(lambda: window.doc.tree is not old and window.doc.status == "edited", timeout=SEGMENT_TIMEOUT_MS)
+    new = window.doc.tree
+    wait_idle(qtbot, window)
+    written = []
+    save = session.autosave.save
+    session.autosave.save = lambda image_id, tree, *rest: (written.append(tree), save(image_id, tree, *rest))
+    key(qtbot, window, Qt.Key.Key_Z, CTRL)
+    assert written == [old] and window.doc.status == "edited"
+    key(qtbot, window, Qt.Key.Key_Z, CTRL | Qt.KeyboardModifier.ShiftModifier)
+    assert written == [old, new]
+    wait_idle(qtbot, window)
+    assert labels(Project.open(window.project.folder).load_tree(window.doc.project_id).tree) == labels(new)
+
+
 def test_an_image_in_error_recovers_when_the_setting_is_fixed_and_with_ctrl_r(qtbot, tmp_path):
     bad = tmp_path / "later.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not yet a png" * 10)
