@@ -339,6 +339,14 @@ class LoseNothing(RuleBasedStateMachine):
                 assert _rejected(saved.tree) == _rejected(doc.tree), f"{doc.name}: rejections differ on disk"
 
     @invariant()
+    def status_says_what_the_image_holds(self) -> None:
+        if self.s.worker.busy():
+            return
+        for doc in self.s.docs:
+            if doc.tree is not None and doc.status != "error":
+                assert doc.status == ("edited" if doc.edited else "done"), f"{doc.name} shows {doc.status}"
+
+    @invariant()
     def slider_shows_the_image_tau(self) -> None:
         doc = self.s.doc
         if doc is not None and doc.ready:
