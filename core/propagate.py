@@ -53,9 +53,10 @@ class PropagateReport:
 
 
 def propagate_project(project: Project, min_confidence: float, accept: bool = False,
-                      progress: Optional[Progress] = None,
-                      cancel: Optional[CancelToken] = None) -> PropagateReport:
-    """Compute (and with `accept`, accept) suggestions for every image of the project."""
+                      progress: Optional[Progress] = None, cancel: Optional[CancelToken] = None,
+                      as_one: bool = False) -> PropagateReport:
+    """Compute (and with `accept`, accept) suggestions for every image of the project; `as_one`:
+    accepted sibling regions suggested alike become one region."""
     result = PropagateReport(min_confidence)
     suggester = Suggester()
     ids = [i for i in project.images if project.has_tree(i)]
@@ -80,7 +81,7 @@ def propagate_project(project: Project, min_confidence: float, accept: bool = Fa
         confident = confident_frontier(tree, min_confidence)
         accepted = 0
         if accept and confident:
-            edit = tree.accept_suggestions(confident)
+            edit = tree.accept_suggestions(confident, as_one)
             if saved.history is None:
                 saved.history = History(tree)
             saved.history.push(edit)

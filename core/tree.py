@@ -468,10 +468,17 @@ class SegmentTree:
                 raise TreeEditError(f"region {nid} does not exist")
             if set(self.ancestors(nid)) & set(ids):
                 raise TreeEditError("cannot merge a region with a region that contains it")
-        category = self._merged_category(ids)
+        self._begin("merge")
+        self._merge_into_one(ids, self._merged_category(ids))
+        edit = self._end()
+        assert edit is not None
+        return edit
+
+    def _merge_into_one(self, ids: list[int], category: Optional[int]) -> None:
+        """Inside an edit: the regions `ids` (none containing another) become one region,
+        labelled `category` unless it inherits that already."""
         lca = self.lowest_common_ancestor(ids)
         atoms = np.concatenate([self.nodes[nid].atoms for nid in ids])
-        self._begin("merge")
         if len(atoms) == len(self.nodes[lca].atoms):
             shown = self._touch(lca)  # the selection is all of their common ancestor
             shown.expanded = False
@@ -485,9 +492,6 @@ class SegmentTree:
         for anc in self.ancestors(shown.id):
             if not self.nodes[anc].expanded:
                 self._touch(anc).expanded = True
-        edit = self._end()
-        assert edit is not None
-        return edit
 
     def _merged_category(self, ids: list[int]) -> Optional[int]:
         """The category a merged region takes: the labelled majority by area, if any."""
@@ -744,13 +748,22 @@ class SegmentTree:
             nid = node.parent
         return suggestion
 
-    def accept_suggestions(self, node_ids: Iterable[int]) -> Optional[Edit]:
-        """Label each region with its live suggestion (one undoable edit)."""
-        self._begin("accept")
-        for nid in node_ids:
+    def accept_suggestions(self, node_ids: Iterable[int], as_one: bool = False) -> Optional[Edit]:
+        """Label each region with its live suggestion (one undoable edit). `as_one`: sibling
+        regions suggested the same category become one region with that label (issue 14's
+        merged proposals; all of a region's children collapse it)."""
+        groups: dict[tuple[Optional[int], int], list[int]] = {}
+        for nid in dict.fromkeys(node_ids):
             suggestion = self.live_suggestion(nid)
             if suggestion is not None:
-                self._touch(nid).category = suggestion.category
+                key = (self.nodes[nid].parent if as_one else nid, suggestion.category)
+                groups.setdefault(key, []).append(nid)
+        self._begin("accept")
+        for (_, category), ids in groups.items():
+            if len(ids) > 1:
+                self._merge_into_one(ids, category)
+            else:
+                self._touch(ids[0]).category = category
         return self._end()
 
     def reject_suggestions(self, node_ids: Iterable[int]) -> Optional[Edit]:

@@ -48,11 +48,11 @@ ICONS = {"open_images": "mdi6.image-multiple-outline", "open_folder": "mdi6.fold
          "fit": "mdi6.fit-to-screen-outline", "help": "mdi6.help-circle-outline",
          "resegment": "mdi6.refresh", "toggle_overlay": "mdi6.layers-outline",
          "select_tool": "mdi6.cursor-default-outline", "brush": "mdi6.brush", "eraser": "mdi6.eraser",
-         "accept_suggestion": "mdi6.check", "reject_suggestion": "mdi6.close", "accept_confident": "mdi6.check-all"}
+         "accept_suggestion": "mdi6.check", "accept_as_one": "mdi6.check-decagram", "reject_suggestion": "mdi6.close", "accept_confident": "mdi6.check-all"}
 MENUS = {"&File": ["open_images", "open_folder", "close_image", None, "new_project", "open_project", "save",
                    "export", None, "settings", None, "quit"],
          "&Edit": ["undo", "redo", None, "merge", "split", "parent", "child", None, "ignore", "rename", "unlabel",
-                   None, "accept_suggestion", "reject_suggestion", "accept_confident", None, "select_tool", "brush", "eraser", "brush_smaller", "brush_larger"],
+                   None, "accept_suggestion", "accept_as_one", "reject_suggestion", "accept_confident", None, "select_tool", "brush", "eraser", "brush_smaller", "brush_larger"],
          "&Image": ["prev_image", "next_image", "resegment", "cancel"],
          "&View": ["toggle_overlay", "fit", "actual_size", "zoom_in", "zoom_out", "finer", "coarser", None,
                    "dark_theme"],
@@ -194,7 +194,8 @@ class MainWindow(QMainWindow):
             "brush": lambda: self.set_tool(BRUSH), "eraser": lambda: self.set_tool(ERASER),
             "brush_smaller": lambda: self.scale_brush(1 / BRUSH_STEP),
             "brush_larger": lambda: self.scale_brush(BRUSH_STEP),
-            "accept_suggestion": s.accept_selection, "reject_suggestion": s.reject_selection,
+            "accept_suggestion": s.accept_selection, "accept_as_one": s.accept_selection_as_one,
+            "reject_suggestion": s.reject_selection,
             "accept_confident": self._accept_dialog,
         }
         self.actions_by_name: dict[str, QAction] = {}
@@ -235,7 +236,7 @@ class MainWindow(QMainWindow):
             toolbar.addSeparator() if name is None else toolbar.addAction(a[name])
         self.addToolBar(toolbar)
         self.layers.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-        answers = ("accept_suggestion", "reject_suggestion")
+        answers = ("accept_suggestion", "accept_as_one", "reject_suggestion")
         self.layers.addActions([a[n] for n in ("merge", "split", "parent", "child", "ignore", "rename", "unlabel",
                                                *answers)])
         self.canvas.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
@@ -522,12 +523,15 @@ class MainWindow(QMainWindow):
         q = self.qsettings
         dialog = AcceptDialog(q.value("suggestions/min_confidence", DEFAULT_MIN_CONFIDENCE, type=float),
                               q.value("suggestions/every_image", False, type=bool),
-                              self.session.confident_counts, self)
+                              self.session.confident_counts, self,
+                              q.value("suggestions/as_one", False, type=bool))
         if dialog.exec():
             confidence, every = dialog.confidence.value(), dialog.every_image.isChecked()
+            as_one = dialog.as_one.isChecked()
             q.setValue("suggestions/min_confidence", confidence)
             q.setValue("suggestions/every_image", every)
-            self.session.accept_confident(confidence, every)
+            q.setValue("suggestions/as_one", as_one)
+            self.session.accept_confident(confidence, every, as_one)
 
     def _help_dialog(self) -> None:
         from gui.dialogs.help_dialog import HelpDialog

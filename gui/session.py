@@ -554,11 +554,16 @@ class Session(QObject):
         """Label the selected regions with their suggestions (Enter): one undo step."""
         self._answer_suggestions(accept=True)
 
+    def accept_selection_as_one(self) -> None:
+        """Accept the selection's suggestions, sibling regions suggested alike merged into one
+        region with that label (Shift+Enter): one undo step."""
+        self._answer_suggestions(accept=True, as_one=True)
+
     def reject_selection(self) -> None:
         """Refuse the selected regions' suggestions (Delete): never proposed there again, one undo step."""
         self._answer_suggestions(accept=False)
 
-    def _answer_suggestions(self, accept: bool) -> None:
+    def _answer_suggestions(self, accept: bool, as_one: bool = False) -> None:
         tree = self._tree()
         if tree is None or not self.selection:
             return
@@ -568,7 +573,8 @@ class Session(QObject):
             return
         names = ", ".join(sorted({self.category_name(tree.live_suggestion(n).category) for n in chosen}))
         if accept:
-            self.apply(f"accept suggestion {names}", lambda: tree.accept_suggestions(chosen))
+            text = "accept as one region" if as_one else "accept suggestion"
+            self.apply(f"{text} {names}", lambda: tree.accept_suggestions(chosen, as_one))
         else:
             self.apply(f"reject suggestion {names}", lambda: tree.reject_suggestions(chosen))
 
@@ -577,16 +583,17 @@ class Session(QObject):
         counts = {id(d): len(confident_frontier(d.tree, min_confidence)) for d in self.docs if d.tree is not None}
         return counts.get(id(self.doc), 0), sum(counts.values())
 
-    def accept_confident(self, min_confidence: float, every_image: bool) -> int:
+    def accept_confident(self, min_confidence: float, every_image: bool, as_one: bool = False) -> int:
         """Accept every shown region's suggestion at or above the confidence, on the shown image
-        or on every image (one undo step on each image's own stack); how many were accepted."""
+        or on every image (one undo step on each image's own stack); how many were accepted.
+        `as_one`: sibling regions suggested alike become one region."""
         docs = [d for d in self.docs if d.tree is not None and not d.locked] if every_image else (
             [self.doc] if self.doc is not None and self.doc.tree is not None else [])
         accepted = 0
         for doc in docs:
             assert doc.tree is not None
             chosen = confident_frontier(doc.tree, min_confidence)
-            edit = doc.tree.accept_suggestions(chosen)
+            edit = doc.tree.accept_suggestions(chosen, as_one)
             if edit is not None:
                 self._push(doc, edit, f"accept {len(chosen)} suggestions >= {min_confidence:.2f}")
                 accepted += len(chosen)

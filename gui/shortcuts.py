@@ -24,6 +24,9 @@ SHORTCUTS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "accept_suggestion": ("&Accept Suggestion", ("Return", "Enter"),
                           "label the selection with its suggested category (“? name 0.93”, dashed border); "
                           "in the Categories panel Enter labels with the category found there"),
+    "accept_as_one": ("Accept as &One Region", ("Shift+Return", "Shift+Enter"),
+                      "accept the selection's suggestions; sibling regions suggested the same category "
+                      "become one region"),
     "reject_suggestion": ("Re&ject Suggestion", ("Delete",),
                           "refuse the selection's suggestion: never proposed there again (the next best is)"),
     "accept_confident": ("Accept Confident Su&ggestions…", ("Ctrl+Return", "Ctrl+Enter"),

@@ -213,18 +213,25 @@ class LoseNothing(RuleBasedStateMachine):
         self.edit(lambda: self.key(digit))
 
     @precondition(lambda self: self.s.doc is not None and self.s.doc.ready)
-    @rule(pick=st.integers(0, 60), accept=st.booleans())
-    def answer_suggestion(self, pick, accept) -> None:
-        """Select a region (one with a suggestion when there is one) and press Enter or Delete."""
+    @rule(pick=st.integers(0, 60), answer=st.sampled_from(["accept", "as one", "reject"]))
+    def answer_suggestion(self, pick, answer) -> None:
+        """Select a region (one with a suggestion when there is one; for "as one", with its shown
+        siblings) and press Enter, Shift+Enter or Delete."""
         tree = self.s.doc.tree
         front = tree.frontier()
         suggested = [n for n in front if tree.live_suggestion(n) is not None] or front
-        self.s.set_selection([suggested[pick % len(suggested)]])
-        self.edit(lambda: self.key(Qt.Key.Key_Return if accept else Qt.Key.Key_Delete), only_adds=True)
+        chosen = suggested[pick % len(suggested)]
+        parent = tree.nodes[chosen].parent
+        siblings = [n for n in suggested if tree.nodes[n].parent == parent] if answer == "as one" else [chosen]
+        self.s.set_selection(siblings)
+        k, modifier = {"accept": (Qt.Key.Key_Return, Qt.KeyboardModifier.NoModifier),
+                       "as one": (Qt.Key.Key_Return, SHIFT),
+                       "reject": (Qt.Key.Key_Delete, Qt.KeyboardModifier.NoModifier)}[answer]
+        self.edit(lambda: self.key(k, modifier), only_adds=True)
 
-    @rule(confidence=st.sampled_from([0.0, 0.5, 0.9]), every_image=st.booleans())
-    def bulk_accept(self, confidence, every_image) -> None:
-        self.edit(lambda: self.s.accept_confident(confidence, every_image), only_adds=True)
+    @rule(confidence=st.sampled_from([0.0, 0.5, 0.9]), every_image=st.booleans(), as_one=st.booleans())
+    def bulk_accept(self, confidence, every_image, as_one) -> None:
+        self.edit(lambda: self.s.accept_confident(confidence, every_image, as_one), only_adds=True)
 
     @precondition(lambda self: self.s.doc is not None and self.s.doc.ready)
     @rule(pick=st.integers(0, 60), digit=st.integers(1, 3), every_image=st.booleans())

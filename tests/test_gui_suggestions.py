@@ -7,13 +7,13 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
 from core.project import Project
 from gui.dialogs.accept_dialog import AcceptDialog
-from tests.gui_helpers import (SEGMENT_TIMEOUT_MS, click, key, make_window, segmented_window, wait_segmented,
-                               write_sample)
+from tests.gui_helpers import (SEGMENT_TIMEOUT_MS, click, inner_pixel, key, make_window, segmented_window,
+                               wait_segmented, write_sample)
 
 CTRL, SHIFT = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.ShiftModifier
 
@@ -46,8 +46,9 @@ def categories(tree) -> dict[int, object]:
     return {n: tree.effective_category(n) for n in tree.frontier()}
 
 
-def bulk_accept(qtbot, window, confidence: float, every_image: bool) -> None:
-    """Ctrl+Enter, then type the confidence, pick the scope with a click and press Accept."""
+def bulk_accept(qtbot, window, confidence: float, every_image: bool, as_one: bool = False) -> None:
+    """Ctrl+Enter, then type the confidence, pick the scope with a click (and tick "merge
+    siblings" when `as_one` asks for a change) and press Accept."""
     def when_open() -> None:
         dialog = QApplication.activeModalWidget()
         if not isinstance(dialog, AcceptDialog):
@@ -56,11 +57,18 @@ def bulk_accept(qtbot, window, confidence: float, every_image: bool) -> None:
         spin = dialog.confidence
         spin.selectAll()
         qtbot.keyClicks(spin, f"{confidence:.2f}")
-        qtbot.mouseClick(dialog.every_image if every_image else dialog.this_image, Qt.MouseButton.LeftButton)
+        on_box(qtbot, dialog.every_image if every_image else dialog.this_image)
+        if dialog.as_one.isChecked() != as_one:
+            on_box(qtbot, dialog.as_one)
         ok = dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok)
         qtbot.mouseClick(ok, Qt.MouseButton.LeftButton)
     QTimer.singleShot(0, when_open)
     key(qtbot, window, Qt.Key.Key_Return, CTRL)
+
+
+def on_box(qtbot, button) -> None:
+    """A click on a radio button's or check box's indicator (a button's middle may lie past its text)."""
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton, pos=QPoint(8, button.height() // 2))
 
 
 def test_suggestions_are_drawn_apart_from_labels_and_enter_accepts_undoably(qtbot, tmp_path):
@@ -164,6 +172,52 @@ def test_bulk_accept_on_the_image_and_on_the_project_is_undoable_and_survives_re
     assert [categories(d.tree) for d in other.docs] == project_labels
     key(qtbot, other, Qt.Key.Key_Z, CTRL)
     assert categories(other.doc.tree) == user
+
+
+def pixel_categories(tree) -> np.ndarray:
+    lut = np.zeros(tree.n_atoms, dtype=np.int64)
+    for n in tree.frontier():
+        lut[tree.nodes[n].atoms] = tree.effective_category(n) or 0
+    return lut[tree.atom_map]
+
+
+def sibling_pair(tree) -> list[int]:
+    """Two shown sibling regions with the same live suggestion."""
+    seen: dict = {}
+    for n in live(tree):
+        pair = seen.setdefault((tree.nodes[n].parent, tree.live_suggestion(n).category), [])
+        pair.append(n)
+        if len(pair) == 2:
+            return pair
+    raise AssertionError("no two siblings are suggested alike")
+
+
+def test_accepting_as_one_merges_siblings_suggested_alike_in_one_undo_step(qtbot, tmp_path):
+    window = labelled_window(qtbot, tmp_path)
+    tree = window.doc.tree
+    first, second = sibling_pair(tree)
+    category = tree.live_suggestion(first).category
+    shown, steps, pixel = len(tree.frontier()), window.doc.undo.count(), inner_pixel(tree, first)
+    click(qtbot, window, first)
+    click(qtbot, window, second, Qt.KeyboardModifier.ControlModifier)
+    key(qtbot, window, Qt.Key.Key_Return, SHIFT)
+    merged = tree.node_at(*pixel)
+    assert tree.effective_category(merged) == category and len(tree.frontier()) == shown - 1
+    assert window.doc.undo.count() == steps + 1
+    key(qtbot, window, Qt.Key.Key_Z, CTRL)
+    assert len(tree.frontier()) == shown and tree.live_suggestion(first) is not None
+
+    # bulk accept as one: the same label on every pixel as accepting one by one, in fewer regions
+    bulk_accept(qtbot, window, 0.0, every_image=False)
+    separately = (pixel_categories(tree), len(tree.frontier()))
+    key(qtbot, window, Qt.Key.Key_Z, CTRL)
+    bulk_accept(qtbot, window, 0.0, every_image=False, as_one=True)
+    assert window.qsettings.value("suggestions/as_one", type=bool)
+    assert np.array_equal(pixel_categories(tree), separately[0]) and len(tree.frontier()) < separately[1]
+    tree.check_invariants()
+    window.session.flush_autosave()
+    saved = Project.open(window.project.folder).load_tree(window.doc.project_id).tree
+    assert np.array_equal(pixel_categories(saved), separately[0]) and saved.frontier() == tree.frontier()
 
 
 def test_a_rejection_survives_save_and_reopen(qtbot, tmp_path):

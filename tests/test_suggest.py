@@ -4,6 +4,7 @@ survives save and reopen; the propagate/export/evaluate commands on real files."
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from core.project import Category, Project
 from core.safe_json import DataFormatError
 from core.settings import Settings
 from core.suggest import LinearClassifier, Suggester, confident_frontier
-from core.tree import History
+from core.tree import History, SegmentTree
 from core.tree_file import decode_tree_file, tree_arrays, tree_file_bytes
 from core.atomic_io import npz_bytes
 
@@ -232,9 +233,32 @@ def test_include_suggested_changes_the_export_and_its_absence_does_not(project, 
     assert {a["image_id"] for a in before} == {1} and {a["image_id"] for a in with_suggested} == {1, 2, 3, 4}
 
 
+def test_propagate_merge_siblings_accepts_the_same_labels_in_fewer_regions(project, tmp_path, capsys):
+    copy = Project.open(shutil.copytree(project.folder, tmp_path / "copy"))
+    assert entry.main(["propagate", str(project.folder), "--min-confidence", "0", "--accept"]) == 0
+    assert entry.main(["propagate", str(copy.folder), "--min-confidence", "0", "--accept", "--merge-siblings"]) == 0
+    merged_fewer = False
+    for image_id in (2, 3, 4):
+        apart, merged = (Project.open(p.folder).load_tree(image_id) for p in (project, copy))
+        assert np.array_equal(pixel_categories(apart.tree), pixel_categories(merged.tree))
+        merged_fewer |= len(merged.tree.frontier()) < len(apart.tree.frontier())
+        merged.history.undo()
+        assert all(merged.tree.effective_category(n) is None for n in merged.tree.frontier())
+    assert merged_fewer
+
+
+def pixel_categories(tree: SegmentTree) -> np.ndarray:
+    lut = np.zeros(tree.n_atoms, dtype=np.int64)
+    for n in tree.frontier():
+        lut[tree.nodes[n].atoms] = tree.effective_category(n) or 0
+    return lut[tree.atom_map]
+
+
 def test_propagate_names_a_bad_confidence(project, capsys):
     assert entry.main(["propagate", str(project.folder), "--min-confidence", "2"]) == 1
     assert "--min-confidence 2.0 must lie in [0, 1]" in capsys.readouterr().err
+    assert entry.main(["propagate", str(project.folder), "--merge-siblings"]) == 1
+    assert "give --accept too" in capsys.readouterr().err
 
 
 def test_evaluate_camvid_prints_the_table(tmp_path, capsys):

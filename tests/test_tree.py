@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from core.tree import ATOM_LOG_LENGTH, History, SegmentTree, TreeEditError
+from core.tree import ATOM_LOG_LENGTH, History, SegmentTree, Suggestion, TreeEditError
 from core.tree_file import decode_tree_file, tree_file_bytes
 
 
@@ -314,3 +314,51 @@ def test_no_granularity_folds_a_labelled_region_into_an_unlabelled_one(seed):
                 assert tree.frontier() == before
                 tree.redo(edit)
             tree.check_invariants()
+
+
+def test_accepting_as_one_merges_siblings_suggested_alike_and_labels_the_rest_apart():
+    # root -> A (atoms 0, 1, 2) and B (atoms 3, 4); A -> a0, a1, a2; B -> b3, b4
+    atom_map = np.repeat(np.arange(5), 4).reshape(5, 4)
+    leaf = lambda a: ([a], math.inf, [])
+    tree = SegmentTree.from_nested(atom_map, ([], 0.1, [([], 0.2, [leaf(0), leaf(1), leaf(2)]),
+                                                        ([], 0.3, [leaf(3), leaf(4)])]))
+    tree.set_granularity(1.0)
+    front = tree.frontier()
+    by_atom = {int(tree.nodes[n].atoms[0]): n for n in front}
+    suggested = {0: 7, 1: 7, 2: 8, 3: 9, 4: 9}
+    tree.suggestions = {by_atom[a]: Suggestion(c, 0.9) for a, c in suggested.items()}
+    start = snapshot(tree)
+    separately = tree.accept_suggestions(front)
+    assert len(tree.frontier()) == 5
+    tree.undo(separately)
+    edit = tree.accept_suggestions(front, as_one=True)
+    tree.check_invariants()
+    shown = {tuple(sorted(int(a) for a in tree.nodes[n].atoms)): tree.effective_category(n) for n in tree.frontier()}
+    assert shown == {(0, 1): 7, (2,): 8, (3, 4): 9}        # B collapsed, A's two 7s grouped
+    tree.undo(edit)
+    assert snapshot(tree)[0] == start[0]
+    tree.redo(edit)
+    assert {tuple(sorted(int(a) for a in tree.nodes[n].atoms)) for n in tree.frontier()} == set(shown)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), n_ops=st.integers(0, 12))
+def test_accepting_random_suggestions_as_one_keeps_every_pixel_s_suggested_label(seed, n_ops):
+    rng = np.random.default_rng(seed)
+    tree = random_tree(rng)
+    tree.set_granularity(float(rng.uniform(0.3, 1.0)))
+    for _ in range(n_ops):
+        apply_random_op(tree, rng)
+    front = tree.frontier()
+    tree.suggestions = {n: Suggestion(int(rng.integers(1, 3)), 0.9) for n in front if rng.random() < 0.8}
+    expected = pixel_categories(tree).copy()
+    for n, s in tree.suggestions.items():
+        if tree.live_suggestion(n) is not None:
+            expected[tree.mask(n)] = s.category
+    before = snapshot(tree)
+    edit = tree.accept_suggestions(front, as_one=True)
+    tree.check_invariants()
+    assert np.array_equal(pixel_categories(tree), expected)
+    if edit is not None:
+        tree.undo(edit)
+        assert snapshot(tree)[0] == before[0]

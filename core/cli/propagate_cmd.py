@@ -25,6 +25,9 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     parser.add_argument("--accept", action="store_true",
                         help="accept the shown regions' suggestions at or above --min-confidence "
                              "(an undoable edit in each image's history)")
+    parser.add_argument("--merge-siblings", action="store_true",
+                        help="with --accept: sibling regions suggested the same category become one "
+                             "region (fewer, larger annotations; two cars side by side become one)")
     parser.set_defaults(handler=run)
 
 
@@ -33,9 +36,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         if not 0.0 <= args.min_confidence <= 1.0:
             raise CutTreeError(f"--min-confidence {args.min_confidence} must lie in [0, 1]")
+        if args.merge_siblings and not args.accept:
+            raise CutTreeError("--merge-siblings merges accepted regions: give --accept too")
         with existing_project_lock(args.project, "`cuttree propagate`"):   # a missing one: open_project says so
             project = open_project(args.project)
-            result = propagate_project(project, args.min_confidence, args.accept)
+            result = propagate_project(project, args.min_confidence, args.accept, as_one=args.merge_siblings)
     except CutTreeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
