@@ -290,10 +290,16 @@ def descend(root: CutNode, shown: list[CutNode], labels: np.ndarray, chooser: Ch
 
 def build_tree(root: CutNode, leaf_pixels: dict[int, np.ndarray], shape: tuple[int, int],
                image_size: tuple[int, int]) -> SegmentTree:
-    """SegmentTree over the non-empty leaves; empty nodes dropped, single children spliced."""
+    """SegmentTree over the non-empty leaves; empty nodes dropped, single children spliced.
+
+    A spliced child splits at the larger of its own and its parent's cost: below a parent that
+    is shown whole at some granularity, nothing of it may show there (else a region whose
+    sibling lost all its pixels showed its own children at the default granularity, with pixels
+    that no speck rule had seen)."""
     preorder = list(root.walk())
     kept: dict[int, list[CutNode]] = {}     # id(node) -> its non-empty (spliced) children
     rep: dict[int, CutNode] = {}            # id(node) -> the node that stands for it
+    cost: dict[int, float] = {}             # id(node) -> its split cost, once raised by a splice
     for node in reversed(preorder):
         if not node.children:
             if len(leaf_pixels.get(id(node), ())):
@@ -301,7 +307,8 @@ def build_tree(root: CutNode, leaf_pixels: dict[int, np.ndarray], shape: tuple[i
             continue
         children = [rep[id(c)] for c in node.children if id(c) in rep]
         if len(children) == 1:
-            rep[id(node)] = children[0]
+            rep[id(node)] = only = children[0]
+            cost[id(only)] = max(cost.get(id(only), only.cost), node.cost)
         elif children:
             kept[id(node)], rep[id(node)] = children, node
     atom_map = np.zeros(shape[0] * shape[1], dtype=np.int32)
@@ -312,7 +319,7 @@ def build_tree(root: CutNode, leaf_pixels: dict[int, np.ndarray], shape: tuple[i
         cut, parent = stack.pop()
         nid = len(nodes)
         node = Node(nid, parent, [], np.zeros(0, np.int32),
-                    cost=cut.cost if kept[id(cut)] else math.inf, color=node_color(nid))
+                    cost=cost.get(id(cut), cut.cost) if kept[id(cut)] else math.inf, color=node_color(nid))
         nodes[nid] = node
         if parent is not None:
             nodes[parent].children.append(nid)

@@ -7,11 +7,11 @@ import skimage.data
 import torch
 import torch.nn.functional as F
 
-from core.cut.hierarchy import label_tokens, leaves_at
+from core.cut.hierarchy import CutNode, label_tokens, leaves_at
 from core.cut.methods import METHODS
 from core.errors import Cancelled
 from core.jobs import CancelToken
-from core.pipeline import RegionCutter, Segmenter, mask_shape, segment
+from core.pipeline import RegionCutter, Segmenter, build_tree, mask_shape, segment
 from core.refine import BilinearSampler, GuidedLabels, absorb_specks, concept_assignment, pamr
 from core.settings import Settings
 from core.tree import History
@@ -216,3 +216,18 @@ def test_guided_labels_on_a_flat_image_are_the_bilinear_label_upsampling():
     ties = (up >= best - 1e-6).sum(dim=0) > 1
     assert (choice == up.argmax(dim=0).numpy())[~ties.numpy()].all()
     assert up.numpy()[choice, np.arange(48)[:, None], np.arange(72)[None]].min() > 0
+
+
+def test_a_region_whose_sibling_lost_every_pixel_splits_no_earlier_than_its_parent():
+    """P (cost 0.6) holds A (cost 0.3: A1, A2) and B, and B's pixels all went elsewhere: at
+    granularity 0.5 P is shown whole, so A (standing for P) must not show A1 and A2."""
+    a1, a2, b = (CutNode(np.array([i])) for i in range(3))
+    a = CutNode(np.array([0, 1]), 0.3, [a1, a2])
+    p = CutNode(np.array([0, 1, 2]), 0.6, [a, b])
+    root = CutNode(np.array([0, 1, 2, 3]), 0.1, [p, CutNode(np.array([3]))])
+    pixels = {id(a1): np.array([0, 1]), id(a2): np.array([2, 3]), id(root.children[1]): np.array([4, 5, 6, 7])}
+    tree = build_tree(root, pixels, (2, 4), (2, 4))
+    tree.set_granularity(0.5)
+    assert len(tree.frontier()) == 2
+    tree.set_granularity(0.65)
+    assert len(tree.frontier()) == 3
