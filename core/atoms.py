@@ -19,6 +19,12 @@ from skimage.segmentation import watershed
 #: gradient scales (Gaussian sigma) as fractions of the image diagonal: 1, 2 and 4 px on a
 #: 481x321 BSDS image, the three scales of the Pb detector (Martin et al., PAMI 2004)
 SCALES = (1 / 580, 2 / 580, 4 / 580)
+#: surround suppression (non-classical receptive field inhibition, Grigorescu, Petkov & Westenberg,
+#: IEEE TIP 2003): the contour map minus SUPPRESSION times its Gaussian average over SURROUND times
+#: the largest scale, so edges in texture (grass, fur, foliage) fade and isolated contours stay
+#: (decision 0008, sixth round)
+SURROUND = 4.0
+SUPPRESSION = 1.0
 #: compact watershed: contour strength (Lab units) that one atom width of distance from the seed
 #: weighs, so atoms stay compact in flat areas and follow edges elsewhere, at any image size
 COMPACTNESS = 0.4
@@ -66,6 +72,14 @@ def atom_map(graph: AtomGraph, shape: tuple[int, int]) -> np.ndarray:
 
 
 def contour_strength(lab: np.ndarray) -> np.ndarray:
+    """The scale-normalised Lab gradient (`gradient_strength`) less its surround: where
+    edges are dense (texture) the map fades, an isolated contour keeps most of its height."""
+    gradient = gradient_strength(lab)
+    surround = ndimage.gaussian_filter(gradient, SURROUND * SCALES[-1] * float(np.hypot(*lab.shape[:2])))
+    return np.maximum(gradient - SUPPRESSION * surround, 0.0)
+
+
+def gradient_strength(lab: np.ndarray) -> np.ndarray:
     """Mean over SCALES of the scale-normalised Lab gradient magnitude (Lab units).
 
     sigma * |grad G_sigma * I| of a step edge of height c peaks at c / sqrt(2 pi) whatever

@@ -5,8 +5,9 @@ import pytest
 import scipy.sparse as sp
 import skimage.data
 from PIL import Image
+from skimage.color import rgb2lab
 
-from core.atoms import contour_atoms
+from core.atoms import contour_atoms, contour_strength, gradient_strength
 from core.cut.atom_walk import (FLOOR, KERNEL, RADIUS, LowRankWalk, atom_affinity, atom_centroids,
                                 SpatialNull, atom_cues, dominant_eigenpairs,
                                 intervening_contour, local_pairs, low_rank_bipartition, second_vector)
@@ -199,3 +200,18 @@ def test_atom_walk_segments_degenerate_images(shape):
         tree.set_granularity(1.0)
         tree.check_invariants()
         assert tree.shape == shape and len(tree.frontier()) >= 1
+
+
+def test_contours_inside_texture_fade_and_an_isolated_edge_stays():
+    """Surround suppression (core.atoms.contour_strength): a fine high-contrast texture has
+    edges everywhere, so its inside fades; a lone step edge keeps most of its height."""
+    rng = np.random.default_rng(0)
+    image = np.full((200, 400, 3), 90, np.uint8)
+    image[:, :200] = np.kron(rng.integers(0, 2, (50, 50)), np.ones((4, 4), np.int64))[..., None] * 160 + 40
+    image[:, 300:] = 200                                     # a lone edge at column 300
+    lab = rgb2lab(image).astype(np.float32)
+    suppressed, gradient = contour_strength(lab), gradient_strength(lab)
+    texture, edge = np.s_[40:160, 40:160], np.s_[40:160, 296:304]
+    assert np.median(gradient[texture]) > 0.5 * gradient[edge].max()        # before: texture looks like edges
+    assert np.median(suppressed[texture]) < 0.2 * suppressed[edge].max()
+    assert suppressed[edge].max() > 0.7 * gradient[edge].max()
