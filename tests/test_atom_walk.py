@@ -151,7 +151,7 @@ def test_atom_walk_default_granularity_shows_the_walks_amount_of_detail():
     import skimage.data
     for photo in ("chelsea", "coffee"):
         image = getattr(skimage.data, photo)()
-        walk = len(segment(image, Settings()).frontier())
+        walk = len(segment(image, Settings(method="walk")).frontier())
         atoms = len(segment(image, Settings(method="atomwalk")).frontier())
         assert 0.5 * walk <= atoms <= 2 * walk, (photo, walk, atoms)
 
