@@ -56,9 +56,11 @@ KERNEL = 1.0
 #: the tree stops); its leak over k steps, about FLOOR sqrt(k), stays far below AUTO_RATIO
 FLOOR = 0.001
 #: the ratio at the default granularity: the atom walk's boundary ratios run ~2.5x the token
-#: walk's, and at this one it shows as many regions as the token walk at its default (CamVid
-#: val 28 per frame, BSDS val 38 per image), so a user switching methods keeps the same detail
-ATOM_AUTO_RATIO = 0.7
+#: walk's, and at this one it shows about as many regions as the token walk at its default
+#: (CamVid val 33 per frame against 29, BSDS val 33 per image against 41), so a user switching
+#: methods keeps the same detail (0.7 until the surround-suppressed contours of decision 0008,
+#: sixth round, which showed 41 and 42 at 0.7)
+ATOM_AUTO_RATIO = 0.6
 #: an atom whose k-step degree within its node is below this share of the node's median is not
 #: placed by the truncated walk (its mass lies in the dropped eigenvectors; the degree can even
 #: be negative): it is left out of the node's eigenproblem and joins the side it is most linked
