@@ -14,6 +14,7 @@ from core.project import Project
 from gui.dialogs.accept_dialog import AcceptDialog
 from tests.gui_helpers import (SEGMENT_TIMEOUT_MS, click, inner_pixel, key, make_window, segmented_window,
                                wait_segmented, write_sample)
+from tests.test_tree import pixel_categories
 
 CTRL, SHIFT = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.ShiftModifier
 
@@ -172,13 +173,6 @@ def test_bulk_accept_on_the_image_and_on_the_project_is_undoable_and_survives_re
     assert [categories(d.tree) for d in other.docs] == project_labels
     key(qtbot, other, Qt.Key.Key_Z, CTRL)
     assert categories(other.doc.tree) == user
-
-
-def pixel_categories(tree) -> np.ndarray:
-    lut = np.zeros(tree.n_atoms, dtype=np.int64)
-    for n in tree.frontier():
-        lut[tree.nodes[n].atoms] = tree.effective_category(n) or 0
-    return lut[tree.atom_map]
 
 
 def sibling_pair(tree) -> list[int]:

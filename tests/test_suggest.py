@@ -17,9 +17,10 @@ from core.project import Category, Project
 from core.safe_json import DataFormatError
 from core.settings import Settings
 from core.suggest import LinearClassifier, Suggester, confident_frontier
-from core.tree import History, SegmentTree
+from core.tree import History
 from core.tree_file import decode_tree_file, tree_arrays, tree_file_bytes
 from core.atomic_io import npz_bytes
+from tests.test_tree import pixel_categories
 
 TEXTURES = 3
 SHAPE = (96, 128)
@@ -245,13 +246,6 @@ def test_propagate_merge_siblings_accepts_the_same_labels_in_fewer_regions(proje
         merged.history.undo()
         assert all(merged.tree.effective_category(n) is None for n in merged.tree.frontier())
     assert merged_fewer
-
-
-def pixel_categories(tree: SegmentTree) -> np.ndarray:
-    lut = np.zeros(tree.n_atoms, dtype=np.int64)
-    for n in tree.frontier():
-        lut[tree.nodes[n].atoms] = tree.effective_category(n) or 0
-    return lut[tree.atom_map]
 
 
 def test_propagate_names_a_bad_confidence(project, capsys):
