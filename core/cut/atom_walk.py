@@ -221,7 +221,8 @@ def second_vector(b: np.ndarray, trivial: np.ndarray) -> np.ndarray:
     small = b.shape[0] <= b.shape[1]
     gram = b @ b.T if small else b.T @ b
     unit = trivial / max(float(np.linalg.norm(trivial)), 1e-300)
-    for top in (min(LEADING, len(gram)), len(gram)):      # the leading few suffice but for rare nodes
+    # the leading few suffice but for rare nodes; a node with at most LEADING atoms is solved once
+    for top in dict.fromkeys((min(LEADING, len(gram)), len(gram))):
         values, vectors = scipy.linalg.eigh(gram, subset_by_index=[len(gram) - top, len(gram) - 1])
         for index in np.argsort(-values):
             if values[index] > 1 + SPURIOUS:
