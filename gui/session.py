@@ -155,7 +155,7 @@ class Session(QObject):
         self.flush_autosave()
         _release_cutter(doc)
         self.worker.cancel(doc.key)
-        self.undo_group.removeStack(doc.undo)
+        self._release_stack(doc)
         del self.docs[self.current]
         self.current = min(self.current, len(self.docs) - 1)
         self.images_changed.emit()
@@ -406,7 +406,21 @@ class Session(QObject):
     def _adopt_stack(self, doc: ImageDoc) -> None:
         """The session takes an image's undo stack: Ctrl+Z reaches it, and its moves are saved."""
         self.undo_group.addStack(doc.undo)
-        doc.undo.indexChanged.connect(lambda _index, doc=doc: self._stack_moved(doc))
+        doc.undo.indexChanged.connect(self._stack_index_changed)
+
+    def _release_stack(self, doc: ImageDoc) -> None:
+        """An image leaves the session (its history is saved): its stack leaves the group and is
+        emptied. Its commands refer to the image through Qt, where Python's collector cannot see
+        them, so a kept stack kept every closed image, tree and command alive until quit."""
+        self.undo_group.removeStack(doc.undo)
+        doc.undo.indexChanged.disconnect(self._stack_index_changed)
+        doc.undo.clear()
+
+    def _stack_index_changed(self, _index: int) -> None:
+        stack = self.sender()
+        doc = next((d for d in self.docs if d.undo is stack), None)
+        if doc is not None:
+            self._stack_moved(doc)
 
     def _stack_moved(self, doc: ImageDoc) -> None:
         """An undo or redo moved the image's stack: mark it edited or not and autosave. QUndoStack
@@ -712,7 +726,7 @@ class Session(QObject):
         self.categories_changed.emit()
         for doc in self.docs:
             self.worker.cancel(doc.key)
-            self.undo_group.removeStack(doc.undo)
+            self._release_stack(doc)
         self.docs, self.current = [], -1
         docs, problems = docs_of_project(project)
         for doc in docs:

@@ -2,7 +2,9 @@
 driven through real key presses, clicks and question boxes."""
 from __future__ import annotations
 
+import gc
 import json
+import weakref
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
@@ -369,3 +371,26 @@ def test_a_project_has_one_writer_at_a_time(qtbot, tmp_path, capsys):
     project = Project.open(folder)
     assert len(project.images) == 2
     assert labels(project.load_tree(next(iter(project.images))).tree) == expected
+
+
+def test_closed_images_and_their_undo_history_are_freed(qtbot, tmp_path):
+    """Promise 3 (memory stays bounded): an image closed with Ctrl+W, or left by opening another
+    project, is freed with its tree and its undo commands; its stack kept them alive before."""
+    window = labelled_project(qtbot, tmp_path)
+    window.session.add_paths([write_sample(tmp_path, "coffee")])
+    wait_segmented(qtbot, window)
+    wait_idle(qtbot, window)
+    closed = weakref.ref(window.doc), weakref.ref(window.doc.tree)
+    key(qtbot, window, Qt.Key.Key_W, CTRL)                       # in the project: nothing to ask
+    assert [d.name for d in window.docs] == ["astronaut.png"]
+    wait_idle(qtbot, window)
+    left = weakref.ref(window.doc), weakref.ref(window.doc.tree)
+    empty = tmp_path / "empty"
+    Project.create(empty)
+    window.session.open_project(empty)
+    gc.collect()
+    assert [ref() for ref in closed + left] == [None] * 4
+    reopened = make_window(qtbot, tmp_path)
+    reopened.session.open_project(tmp_path / "project")           # what was closed was kept
+    wait_segmented(qtbot, reopened)
+    assert reopened.doc.undo.count() == 2
