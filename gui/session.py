@@ -139,9 +139,20 @@ class Session(QObject):
             self._load_saved_image(doc)
         if not doc.ready and doc.status == NOT_SEGMENTED:
             self.segment(doc)
+        for at, other in enumerate(self.docs):
+            self._drop_pixels_out_of_view(other, at)
         self.image_shown.emit(True)
         self.message.emit(self.describe())
         self._prefetch()
+
+    def _drop_pixels_out_of_view(self, doc: ImageDoc, at: int) -> None:
+        """Pixels stay for the shown image, the one before it and the PREFETCH after it; an image
+        with a file reads them again when shown. A session used to hold the pixels of every image
+        it had shown or re-cut (36 MB per 12-megapixel photo), however long the folder."""
+        if doc.image is None or doc.tree is None or not isinstance(doc.source, str):
+            return
+        if not -1 <= at - self.current <= PREFETCH:
+            doc.image = None
 
     def step_image(self, step: int) -> None:
         if self.docs:
@@ -283,6 +294,7 @@ class Session(QObject):
             self._save_doc(doc)
         if doc is not self.doc:          # segmented ahead: its cutting tables wait until shown
             _release_cutter(doc)
+            self._drop_pixels_out_of_view(doc, next(i for i, d in enumerate(self.docs) if d is doc))
 
     def _job_failed(self, job: Job, text: str) -> None:
         doc = self._doc_for(job)

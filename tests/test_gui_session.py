@@ -7,6 +7,7 @@ import json
 import weakref
 
 import numpy as np
+from PIL import Image
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
@@ -18,8 +19,8 @@ from gui.app import sample_doc
 from gui.dialogs.export_dialog import ExportDialog
 from gui.dialogs.settings_dialog import SettingsDialog
 from gui.session import CARRY, DISCARD, KEEP
-from tests.gui_helpers import (SEGMENT_TIMEOUT_MS, answer, click, inner_pixel, key, make_window, segmented_window,
-                               wait_segmented, write_sample)
+from tests.gui_helpers import (SEGMENT_TIMEOUT_MS, answer, canvas_pixels, click, inner_pixel, key, make_window,
+                               segmented_window, wait_segmented, write_sample)
 from tests.test_gui_tools import drag
 
 CTRL = Qt.KeyboardModifier.ControlModifier
@@ -394,3 +395,29 @@ def test_closed_images_and_their_undo_history_are_freed(qtbot, tmp_path):
     reopened.session.open_project(tmp_path / "project")           # what was closed was kept
     wait_segmented(qtbot, reopened)
     assert reopened.doc.undo.count() == 2
+
+
+def test_walking_through_a_folder_keeps_only_the_nearby_images_pixels(qtbot, tmp_path):
+    """Promise 3: pixels of images left behind are dropped and read again from the file when
+    shown, with their labels; the session used to keep every image it had shown."""
+    paths = [write_sample(tmp_path, name) for name in ("astronaut", "coffee", "chelsea", "rocket")]
+    paths.append(tmp_path / "mirrored.png")
+    Image.open(paths[0]).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(paths[-1])
+    window = make_window(qtbot, tmp_path)
+    window.session.add_paths(paths)
+    wait_segmented(qtbot, window)
+    window.session.set_selection(window.doc.tree.frontier()[:1])
+    key(qtbot, window, Qt.Key.Key_1)
+    labelled = labels(window.doc.tree)
+    for index in range(1, len(paths)):
+        key(qtbot, window, Qt.Key.Key_D)                          # next image
+        wait_segmented(qtbot, window, index)
+    wait_idle(qtbot, window)
+    assert [d.name for d in window.docs if d.image is not None] == ["rocket.png", "mirrored.png"]
+    for _ in paths[1:]:
+        key(qtbot, window, Qt.Key.Key_A)                          # previous image
+    first = window.doc
+    assert first.name == "astronaut.png" and np.array_equal(first.image, np.asarray(Image.open(paths[0])))
+    assert labels(first.tree) == labelled and first.undo.count() == 1 and first.status == "edited"
+    assert [d.name for d in window.docs if d.image is not None] == ["astronaut.png", "coffee.png", "chelsea.png"]
+    assert canvas_pixels(window).any()

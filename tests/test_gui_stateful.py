@@ -9,7 +9,8 @@ simulated crash. After every step it checks that
 - accepting suggestions only labels unlabelled pixels: no label the annotator set is replaced;
 - every open image of a project is in project.json, and after save and reopen (or a crash) the
   project equals the session: frontier, labels, rejected suggestions, atom map, membership;
-- the slider shows the shown image's τ.
+- the slider shows the shown image's τ;
+- only the images next to the shown one keep their pixels in memory.
 Segmentation is a fast deterministic fake (a quadtree whose costs follow the cut settings), so
 that many steps run in CI; `bench/soak_gui_session.py` runs the same machine much longer.
 """
@@ -37,6 +38,7 @@ from core.tree import SegmentTree
 from gui.app import sample_doc
 from gui.main_window import MainWindow
 from gui.segmentation import Segmented
+from gui.session import PREFETCH
 from tests.gui_helpers import TEST_SETTINGS
 
 SIDE = 32
@@ -352,6 +354,12 @@ class LoseNothing(RuleBasedStateMachine):
         for doc in self.s.docs:
             if doc.tree is not None and doc.status != "error":
                 assert doc.status == ("edited" if doc.edited else "done"), f"{doc.name} shows {doc.status}"
+
+    @invariant()
+    def pixels_only_near_the_shown_image(self) -> None:
+        for at, doc in enumerate(self.s.docs):
+            if doc.image is not None and isinstance(doc.source, str):
+                assert -1 <= at - self.s.current <= PREFETCH, f"{doc.name} keeps its pixels out of view"
 
     @invariant()
     def slider_shows_the_image_tau(self) -> None:
