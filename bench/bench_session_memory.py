@@ -3,9 +3,10 @@ photos (prints a table; not a test).
 
 Each variant runs in its own process: a real main window (offscreen) with the real default
 pipeline opens N JPEGs, shows them one after another (each segmented, the next two ahead of it)
-and then walks back to the first. After each image: the process's resident memory (VmRSS) and how
-many megabytes of pixels the session holds. `kept` is the session before the pixels of images out of view were
-dropped (every shown image kept them, the baseline), `dropped` the session now.
+and then walks back to the first. After each image: the memory Python and numpy hold (live,
+tracemalloc), the process's resident memory (VmRSS: the allocator keeps freed memory, so it lags),
+the megabytes of pixels the session holds and the images that keep a cutter. `kept` is the session before images out of view let
+their pixels and cutters go (every shown image kept both: the baseline), `dropped` the session now.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python bench/bench_session_memory.py [--images 10] [--side 4000]
 """
@@ -17,6 +18,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -53,8 +55,9 @@ def walk(paths: list[str], variant: str) -> list[dict]:
     from core.settings import Settings
     from gui.main_window import MainWindow
     from gui.session import Session
+    tracemalloc.start()
     if variant == "kept":
-        Session._drop_pixels_out_of_view = lambda self, doc, at: None
+        Session._drop_out_of_view = lambda self, doc, at: None
     app = QApplication.instance() or QApplication([])  # noqa: F841 - the window needs one
     folder = tempfile.mkdtemp()
     window = MainWindow(Settings(), qsettings=QSettings(f"{folder}/cuttree.ini", QSettings.Format.IniFormat))
@@ -74,8 +77,9 @@ def walk(paths: list[str], variant: str) -> list[dict]:
     for step, index in enumerate(order):
         session.show_image(index)
         settle()
-        rows.append({"step": step, "image": index, "rss": resident_mb(),
-                     "pixels": sum(d.image.nbytes for d in session.docs if d.image is not None) / 2 ** 20})
+        rows.append({"step": step, "image": index, "rss": resident_mb(), "live": tracemalloc.get_traced_memory()[0] / 2 ** 20,
+                     "pixels": sum(d.image.nbytes for d in session.docs if d.image is not None) / 2 ** 20,
+                     "cutters": sum(d.cutter is not None for d in session.docs)})
     session.ask = lambda *question: "Discard"
     window.close()
     return rows
@@ -99,14 +103,17 @@ def main() -> None:
                                  capture_output=True, text=True, check=True).stdout
             runs[variant] = json.loads(out.strip().splitlines()[-1])
     print(f"\n{args.images} JPEGs of {args.side}x{args.side * 2 // 3}, shown in turn and back to the first\n")
-    print("| step | image shown | kept: RSS MB | pixels held MB | dropped: RSS MB | pixels held MB | RSS ratio |")
-    print("|---|---|---|---|---|---|---|")
+    print("| step | image shown | kept: live MB | RSS MB | pixels MB | cutters | dropped: live MB | RSS MB | pixels MB "
+          "| cutters | live ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for old, new in zip(runs["kept"], runs["dropped"]):
-        print(f"| {old['step']} | {old['image']} | {old['rss']:.0f} | {old['pixels']:.0f} | {new['rss']:.0f} | "
-              f"{new['pixels']:.0f} | {new['rss'] / old['rss']:.2f} |")
-    peak = {v: max(r["rss"] for r in rows) for v, rows in runs.items()}
-    print(f"\npeak RSS: kept {peak['kept']:.0f} MB, dropped {peak['dropped']:.0f} MB "
-          f"({peak['dropped'] / peak['kept']:.2f} of the baseline)")
+        print(f"| {old['step']} | {old['image']} | {old['live']:.0f} | {old['rss']:.0f} | {old['pixels']:.0f} | "
+              f"{old['cutters']} | {new['live']:.0f} | {new['rss']:.0f} | {new['pixels']:.0f} | {new['cutters']} | "
+              f"{new['live'] / old['live']:.2f} |")
+    for measure in ("live", "rss"):
+        peak = {v: max(r[measure] for r in rows) for v, rows in runs.items()}
+        print(f"peak {measure}: kept {peak['kept']:.0f} MB, dropped {peak['dropped']:.0f} MB "
+              f"({peak['dropped'] / peak['kept']:.2f} of the baseline)")
 
 
 if __name__ == "__main__":

@@ -53,14 +53,16 @@ class GranularityCommand(TreeEditCommand):
 
 class ReplaceTreeCommand(QUndoCommand):
     """An image's tree replaced by a re-cut; undo brings the old tree (and its edits) back.
-    `owner` is the image document (its `tree` and `cutter` are swapped)."""
+    `owner` is the image document: its `tree` is swapped, and its `cutter` is the re-cut's on
+    the first redo, none after an undo or redo (the session prepares one when a finest region
+    is split); the stack keeping every re-cut's cutters held tens of MB per image."""
 
     def __init__(self, owner: object, tree: SegmentTree, cutter: Optional[Cutter], text: str,
                  changed: Callable[[], None]) -> None:
         super().__init__(text)
         self.owner = owner
         self.trees = (owner.tree, tree)          # type: ignore[attr-defined]
-        self.cutters = (owner.cutter, cutter)    # type: ignore[attr-defined]
+        self.cutter = cutter
         self.changed = changed
 
     def redo(self) -> None:
@@ -70,7 +72,7 @@ class ReplaceTreeCommand(QUndoCommand):
         self._use(0)
 
     def _use(self, side: int) -> None:
-        self.owner.tree, self.owner.cutter = self.trees[side], self.cutters[side]   # type: ignore[attr-defined]
+        self.owner.tree, self.owner.cutter, self.cutter = self.trees[side], self.cutter, None   # type: ignore[attr-defined]
         self.changed()
 
 

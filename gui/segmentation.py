@@ -39,6 +39,19 @@ class WarmSegmenter:
 
     def __call__(self, key: str, image: np.ndarray, settings: Settings, progress: Progress,
                  cancel: CancelToken) -> Segmented:
+        features = self._features_of(key, image, settings, progress, cancel)
+        tree = self._segmenter.cut(image, features, progress, cancel)
+        return Segmented(tree, self._segmenter.cutter(image, features, tree.shape))
+
+    def prepare_cutter(self, key: str, image: np.ndarray, settings: Settings, shape: tuple[int, int],
+                       progress: Progress, cancel: CancelToken) -> Optional[Cutter]:
+        """A cutter for a tree of `shape` (one reopened, or whose cutter was let go) without
+        cutting the image again: only the features are needed, and they are often cached."""
+        features = self._features_of(key, image, settings, progress, cancel)
+        return self._segmenter.cutter(image, features, shape)
+
+    def _features_of(self, key: str, image: np.ndarray, settings: Settings, progress: Progress,
+                     cancel: CancelToken) -> Any:
         from core.pipeline import Segmenter   # imported lazily: loading it pulls in torch
         key_now = encoder_key(settings)
         if self._segmenter is None or key_now != self._encoder_key:
@@ -53,6 +66,4 @@ class WarmSegmenter:
             while len(self._features) > FEATURE_CACHE:
                 self._features.popitem(last=False)
         self._features.move_to_end(key)
-        tree = self._segmenter.cut(image, features, progress, cancel)
-        return Segmented(tree, self._segmenter.cutter(image, features, tree.shape))
-
+        return features

@@ -24,7 +24,7 @@ from core.image_io import image_size, load_image
 from core.project import Category, Project
 from core.settings import Settings, invalidation
 from core.suggest import confident_frontier
-from core.tree import Edit, SegmentTree, Suggestion, TreeEditError
+from core.tree import Cutter, Edit, SegmentTree, Suggestion, TreeEditError
 from core.tree_file import MAX_HISTORY
 from gui.autosave import Autosave
 from gui.categories import default_categories
@@ -95,6 +95,9 @@ class Session(QObject):
         w.finished.connect(self._job_finished)
         w.failed.connect(self._job_failed)
         w.cancelled.connect(self._job_cancelled)
+        w.cutter_ready.connect(self._cutter_ready)
+        # a finest region waiting for its image's cutter: (the job preparing it, tree, node, version)
+        self._split_waiting: Optional[tuple[Job, SegmentTree, int, int]] = None
 
     # ================================================================== images
     @property
@@ -140,18 +143,23 @@ class Session(QObject):
         if not doc.ready and doc.status == NOT_SEGMENTED:
             self.segment(doc)
         for at, other in enumerate(self.docs):
-            self._drop_pixels_out_of_view(other, at)
+            self._drop_out_of_view(other, at)
         self.image_shown.emit(True)
         self.message.emit(self.describe())
         self._prefetch()
 
-    def _drop_pixels_out_of_view(self, doc: ImageDoc, at: int) -> None:
-        """Pixels stay for the shown image, the one before it and the PREFETCH after it; an image
-        with a file reads them again when shown. A session used to hold the pixels of every image
-        it had shown or re-cut (36 MB per 12-megapixel photo), however long the folder."""
-        if doc.image is None or doc.tree is None or not isinstance(doc.source, str):
+    def _index_of(self, doc: ImageDoc) -> int:
+        return next(i for i, d in enumerate(self.docs) if d is doc)
+
+    def _drop_out_of_view(self, doc: ImageDoc, at: int) -> None:
+        """Pixels and cutter stay for the shown image, the one before it and the PREFETCH after
+        it; an image with a file reads its pixels again when shown, and a cutter is prepared again
+        when a finest region is split. A session used to hold both for every image it had shown
+        or re-cut (90 MB per 12-megapixel photo), however long the folder."""
+        if doc.tree is None or -1 <= at - self.current <= PREFETCH:
             return
-        if not -1 <= at - self.current <= PREFETCH:
+        doc.cutter = None
+        if isinstance(doc.source, str):
             doc.image = None
 
     def step_image(self, step: int) -> None:
@@ -255,7 +263,8 @@ class Session(QObject):
     def _job_started(self, job: Job) -> None:
         doc = self._doc_for(job)
         if doc is not None:
-            self._set_status(doc, WORKING)
+            if job.cutter_shape is None:         # preparing a cutter changes nothing the image holds
+                self._set_status(doc, WORKING)
             self.job_progress.emit(True, 0)
             if doc is self.doc:
                 self.message.emit(f"segmenting {doc.name}…")
@@ -294,13 +303,15 @@ class Session(QObject):
             self._save_doc(doc)
         if doc is not self.doc:          # segmented ahead: its cutting tables wait until shown
             _release_cutter(doc)
-            self._drop_pixels_out_of_view(doc, next(i for i, d in enumerate(self.docs) if d is doc))
+            self._drop_out_of_view(doc, self._index_of(doc))
 
     def _job_failed(self, job: Job, text: str) -> None:
         doc = self._doc_for(job)
         self.worker.done(job)
         self._jobs_ended()
-        if doc is None:
+        if job.cutter_shape is not None and self._take_waiting(job) is not None and doc is not None:
+            self._say(doc, f"{doc.name}: cannot cut the region: {text.splitlines()[0]}")
+        if job.cutter_shape is not None or doc is None:
             return
         doc.recut = None
         if doc.tree is not None:         # a re-cut failed: the tree and its edits stay
@@ -315,10 +326,40 @@ class Session(QObject):
         doc = self._doc_for(job)
         self.worker.done(job)
         self._jobs_ended()
-        if doc is not None:
+        if job.cutter_shape is not None:
+            self._take_waiting(job)
+        elif doc is not None:
             doc.recut = None
             self._set_status(doc, NOT_SEGMENTED if doc.tree is None else EDITED if doc.edited else DONE)
             self._say(doc, f"{doc.name}: segmentation cancelled")
+
+    def _cutter_ready(self, job: Job, cutter: Optional[Cutter]) -> None:
+        """The worker prepared the image's cutter: keep it, and cut the finest region that waits."""
+        doc = self._doc_for(job)
+        self.worker.done(job)
+        self._jobs_ended()
+        waited = self._take_waiting(job)
+        if doc is None:
+            return
+        doc.cutter = cutter
+        self._drop_out_of_view(doc, self._index_of(doc))
+        if waited is None:
+            return
+        _, tree, nid, version = waited
+        if cutter is None:
+            self._say(doc, "this region cannot be cut any further")
+        elif doc is not self.doc or doc.tree is not tree or tree.version != version:
+            self._say(doc, "the image changed while its cut was being prepared: split the region again")
+        else:
+            self._cut_finest(doc, nid)
+
+    def _take_waiting(self, job: Job) -> Optional[tuple[Job, SegmentTree, int, int]]:
+        """The split that waited for `job`'s cutter, if any; it waits no longer."""
+        waiting = self._split_waiting
+        if waiting is None or waiting[0] is not job:
+            return None
+        self._split_waiting = None
+        return waiting
 
     def _jobs_ended(self) -> None:
         if not self.worker.busy():
@@ -457,18 +498,40 @@ class Session(QObject):
             self.set_selection(merged[:1])
 
     def split_selection(self) -> None:
-        """Expand the selected region one level; a finest region is cut again in the background."""
+        """Expand the selected region one level; a finest region is cut again in the background,
+        once the worker has prepared its image's cutter if the image has none (a reopened
+        project's images, and those out of view, have none)."""
         doc = self.doc
         if doc is None or doc.tree is None or len(self.selection) != 1:
             return
         tree, nid = doc.tree, self.selection[0]
-        if tree.nodes[nid].children or doc.cutter is None:
-            if self.apply("split", lambda: tree.split(nid, doc.cutter)) is not None:
+        if tree.nodes[nid].children:
+            if self.apply("split", lambda: tree.split(nid)) is not None:
                 self.set_selection(list(tree.nodes[nid].children))
-        elif self.leaf_cuts.start(doc, tree, nid, doc.cutter):
+        elif doc.cutter is not None:
+            self._cut_finest(doc, nid)
+        else:
+            self._prepare_cutter(doc, nid)
+
+    def _cut_finest(self, doc: ImageDoc, nid: int) -> None:
+        assert doc.tree is not None and doc.cutter is not None
+        if self.leaf_cuts.start(doc, doc.tree, nid, doc.cutter):
             self.message.emit(f"cutting {self.region_name(nid)} …")
         else:
             self.message.emit("still cutting the last region: split again when it is done")
+
+    def _prepare_cutter(self, doc: ImageDoc, nid: int) -> None:
+        """Ask the worker for the image's cutter; the region is cut when it arrives."""
+        assert doc.tree is not None
+        running = self.worker.jobs.get(doc.key)
+        if running is not None and running.cutter_shape is None:
+            self.message.emit(f"{doc.name} is being segmented: split the region when it is done")
+            return
+        if running is None:
+            running = Job(doc.key, doc.source, self.settings, cutter_shape=doc.tree.shape)  # type: ignore[arg-type]
+            self.worker.submit(running)
+        self._split_waiting = (running, doc.tree, nid, doc.tree.version)
+        self.message.emit(f"preparing to cut {self.region_name(nid)} …")
 
     def _leaf_cut(self, request: LeafCut, labels: Optional[np.ndarray]) -> None:
         """A background cut arrived: split the region with it, unless the tree moved on."""

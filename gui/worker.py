@@ -15,8 +15,9 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from core.errors import Cancelled, CutTreeError
 from core.image_io import load_image
-from core.jobs import CancelToken
+from core.jobs import CancelToken, Progress
 from core.settings import Settings
+from core.tree import Cutter
 from gui.segmentation import SegmentFn, Segmented, WarmSegmenter
 
 ImageSource = Union[str, Callable[[], np.ndarray]]   # a file path, or a function giving the pixels
@@ -30,6 +31,8 @@ class Job:
     source: ImageSource
     settings: Settings
     cancel: CancelToken = field(default_factory=CancelToken)
+    #: set: the job only prepares a cutter for the image's tree of this (mask) shape
+    cutter_shape: Optional[tuple[int, int]] = None
 
 
 class SegmentWorker(QObject):
@@ -38,6 +41,7 @@ class SegmentWorker(QObject):
     started = Signal(object)                       # Job
     progress = Signal(object, str, float)          # Job, stage, fraction
     finished = Signal(object, object, object)      # Job, image, Segmented
+    cutter_ready = Signal(object, object)          # Job (with cutter_shape), Cutter or None
     failed = Signal(object, str)                   # Job, message
     cancelled = Signal(object)                     # Job
     submit = Signal(object)                        # Job (sent by the window, runs here)
@@ -56,9 +60,14 @@ class SegmentWorker(QObject):
         try:
             image = load_image(job.source) if isinstance(job.source, str) else job.source()
             job.cancel.check()
-            result: Segmented = self._segment(job.key, image, job.settings,
-                                              lambda stage, f: self.progress.emit(job, stage, f),
-                                              job.cancel)
+            def progress(stage: str, fraction: float) -> None:
+                self.progress.emit(job, stage, fraction)
+            if job.cutter_shape is not None:
+                cutter = self._prepare_cutter(job, image, progress)
+                job.cancel.check()
+                self.cutter_ready.emit(job, cutter)
+                return
+            result: Segmented = self._segment(job.key, image, job.settings, progress, job.cancel)
             job.cancel.check()
         except Cancelled:
             self.cancelled.emit(job)
@@ -70,6 +79,15 @@ class SegmentWorker(QObject):
             self.failed.emit(job, f"unexpected error: {exc!r}\n\n{traceback.format_exc(limit=5)}")
         else:
             self.finished.emit(job, image, result)
+
+    def _prepare_cutter(self, job: Job, image: np.ndarray, progress: Progress) -> Optional[Cutter]:
+        """The segmenter's own way to a cutter, else a whole segmentation's (a tree of another
+        shape has no cutter: its pixels would not match)."""
+        prepare = getattr(self._segment, "prepare_cutter", None)
+        if prepare is not None:
+            return prepare(job.key, image, job.settings, job.cutter_shape, progress, job.cancel)
+        result = self._segment(job.key, image, job.settings, progress, job.cancel)
+        return result.cutter if result.tree.shape == job.cutter_shape else None
 
 
 class WorkerThread:

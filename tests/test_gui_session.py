@@ -397,12 +397,17 @@ def test_closed_images_and_their_undo_history_are_freed(qtbot, tmp_path):
     assert reopened.doc.undo.count() == 2
 
 
+def five_photos(folder):
+    paths = [write_sample(folder, name) for name in ("astronaut", "coffee", "chelsea", "rocket")]
+    paths.append(folder / "mirrored.png")
+    Image.open(paths[0]).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(paths[-1])
+    return paths
+
+
 def test_walking_through_a_folder_keeps_only_the_nearby_images_pixels(qtbot, tmp_path):
     """Promise 3: pixels of images left behind are dropped and read again from the file when
     shown, with their labels; the session used to keep every image it had shown."""
-    paths = [write_sample(tmp_path, name) for name in ("astronaut", "coffee", "chelsea", "rocket")]
-    paths.append(tmp_path / "mirrored.png")
-    Image.open(paths[0]).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(paths[-1])
+    paths = five_photos(tmp_path)
     window = make_window(qtbot, tmp_path)
     window.session.add_paths(paths)
     wait_segmented(qtbot, window)
@@ -421,3 +426,47 @@ def test_walking_through_a_folder_keeps_only_the_nearby_images_pixels(qtbot, tmp
     assert labels(first.tree) == labelled and first.undo.count() == 1 and first.status == "edited"
     assert [d.name for d in window.docs if d.image is not None] == ["astronaut.png", "coffee.png", "chelsea.png"]
     assert canvas_pixels(window).any()
+
+
+def test_a_finest_region_of_a_reopened_project_is_cut_with_s(qtbot, tmp_path):
+    """A reopened project's trees come without a cutter: S on a finest region said "cannot be
+    cut any further"; the worker now prepares the cutter and the region is cut, undoably."""
+    window = labelled_project(qtbot, tmp_path)
+    folder = window.project.folder
+    key(qtbot, window, Qt.Key.Key_Q, CTRL)
+    other = make_window(qtbot, tmp_path)
+    other.session.open_project(folder)
+    wait_segmented(qtbot, other)
+    doc, tree = other.doc, other.doc.tree
+    assert doc.cutter is None and doc.status == "edited"
+    leaf = max((n for n in tree.frontier() if not tree.nodes[n].children), key=tree.area)
+    click(qtbot, other, leaf)
+    key(qtbot, other, Qt.Key.Key_S)
+    assert "preparing to cut" in other.stage.text()
+    qtbot.waitUntil(lambda: bool(tree.nodes[leaf].children), timeout=SEGMENT_TIMEOUT_MS)
+    assert doc.status == "edited" and doc.cutter is not None and other.session.selection == tree.nodes[leaf].children
+    tree.check_invariants()
+    key(qtbot, other, Qt.Key.Key_Z, CTRL)
+    assert not tree.nodes[leaf].children and doc.undo.count() == 3
+
+
+def test_an_image_out_of_view_lets_its_cutter_go_and_gets_one_again(qtbot, tmp_path):
+    """Promise 3: a cutter holds tens of MB (features, pixel tables); an image out of view lets it
+    go, and S on a finest region prepares it again."""
+    paths = five_photos(tmp_path)
+    window = make_window(qtbot, tmp_path)
+    window.session.add_paths(paths)
+    for index in range(len(paths)):
+        wait_segmented(qtbot, window, index)
+        window.session.show_image(index)
+    wait_idle(qtbot, window)
+    assert [d.cutter is not None for d in window.docs] == [False, False, False, True, True]
+    window.session.show_image(0)
+    tree = window.doc.tree
+    leaf = max((n for n in tree.frontier() if not tree.nodes[n].children), key=tree.area)
+    window.session.set_selection([leaf])
+    window.session.split_selection()
+    window.session.split_selection()                     # asked twice while it is prepared: one job
+    assert len(window.session.worker.jobs) == 1
+    qtbot.waitUntil(lambda: bool(tree.nodes[leaf].children), timeout=SEGMENT_TIMEOUT_MS)
+    assert window.doc.status == "edited"

@@ -10,7 +10,7 @@ simulated crash. After every step it checks that
 - every open image of a project is in project.json, and after save and reopen (or a crash) the
   project equals the session: frontier, labels, rejected suggestions, atom map, membership;
 - the slider shows the shown image's τ;
-- only the images next to the shown one keep their pixels in memory.
+- only the images next to the shown one keep their pixels and cutters in memory.
 Segmentation is a fast deterministic fake (a quadtree whose costs follow the cut settings), so
 that many steps run in CI; `bench/soak_gui_session.py` runs the same machine much longer.
 """
@@ -356,10 +356,11 @@ class LoseNothing(RuleBasedStateMachine):
                 assert doc.status == ("edited" if doc.edited else "done"), f"{doc.name} shows {doc.status}"
 
     @invariant()
-    def pixels_only_near_the_shown_image(self) -> None:
+    def pixels_and_cutters_only_near_the_shown_image(self) -> None:
         for at, doc in enumerate(self.s.docs):
-            if doc.image is not None and isinstance(doc.source, str):
-                assert -1 <= at - self.s.current <= PREFETCH, f"{doc.name} keeps its pixels out of view"
+            if not -1 <= at - self.s.current <= PREFETCH and doc.tree is not None:
+                assert doc.image is None or not isinstance(doc.source, str), f"{doc.name} keeps its pixels out of view"
+                assert doc.cutter is None, f"{doc.name} keeps its cutter out of view"
 
     @invariant()
     def slider_shows_the_image_tau(self) -> None:
