@@ -160,13 +160,13 @@ class SegmentTree:
         tree.nodes[tree.root].expanded = True
         return tree
 
-    def reading_copy(self, atom_map: Optional[np.ndarray] = None) -> "SegmentTree":
+    def reading_copy(self) -> "SegmentTree":
         """A copy another thread may read while this tree is edited (node states, atom areas, no
-        suggestions; descriptors shared). `atom_map`: a copy made earlier at the same atom version."""
+        suggestions; descriptors shared). It shares the atom map: edits write a new one
+        (`_write_atoms`), so a copy costs no image-sized memory."""
         copy = object.__new__(SegmentTree)
         copy.__dict__.update(self.__dict__)
         copy.nodes = {nid: node.copy() for nid, node in self.nodes.items()}
-        copy.atom_map = self.atom_map.copy() if atom_map is None else atom_map
         copy._atom_area = self._atom_area.copy()
         copy._rec, copy._frontier, copy._atom_log = None, None, []
         copy.suggestions = {}
@@ -350,11 +350,20 @@ class SegmentTree:
                 self.nodes[nid] = state.copy()
         self.next_id = next_id
         if edit.pixels is not None and atom_values is not None:
-            old = self.atom_map.ravel()[edit.pixels]
-            self.atom_map.ravel()[edit.pixels] = atom_values
+            old = self._write_atoms(edit.pixels, atom_values)
             self.n_atoms = n_atoms
             self._atoms_changed(edit.pixels, old, atom_values)
         self._changed()
+
+    def _write_atoms(self, pixels: np.ndarray, atoms: np.ndarray) -> np.ndarray:
+        """Give flat `pixels` these atoms in a new atom map; returns the atoms they had. The
+        array handed out before is never written, so reading copies may share it."""
+        flat = self.atom_map.ravel()
+        before = flat[pixels]
+        changed = flat.copy()
+        changed[pixels] = atoms
+        self.atom_map = changed.reshape(self.atom_map.shape)
+        return before
 
     def _atoms_changed(self, pixels: np.ndarray, before: np.ndarray, after: np.ndarray) -> None:
         """`pixels` moved from atoms `before` to atoms `after` (one entry per pixel): update the
@@ -442,9 +451,8 @@ class SegmentTree:
         new_atoms = self.n_atoms + labels
         assert self._rec is not None
         self._rec.pixels = pixels
-        self._rec.atoms_before = self.atom_map.ravel()[pixels].copy()
         self._rec.atoms_after = new_atoms.astype(np.int32)
-        self.atom_map.ravel()[pixels] = new_atoms
+        self._rec.atoms_before = self._write_atoms(pixels, self._rec.atoms_after)
         k = int(labels.max()) + 1
         self.n_atoms += k
         self._atoms_changed(self._rec.pixels, self._rec.atoms_before, self._rec.atoms_after)
@@ -648,12 +656,10 @@ class SegmentTree:
         leaves = [self._largest_leaf(nid) for _, nid in groups]
         pixels = np.concatenate([p for p, _ in groups])
         first = self.n_atoms
-        flat_map = self.atom_map.ravel()
         self._rec.pixels = pixels
-        self._rec.atoms_before = flat_map[pixels].copy()
         self._rec.atoms_after = np.repeat(np.arange(first, first + len(groups), dtype=np.int32),
                                           [len(p) for p, _ in groups])
-        flat_map[pixels] = self._rec.atoms_after
+        self._rec.atoms_before = self._write_atoms(pixels, self._rec.atoms_after)
         self.n_atoms += len(groups)
         self._atoms_changed(self._rec.pixels, self._rec.atoms_before, self._rec.atoms_after)
         for atom, leaf in enumerate(leaves, start=first):

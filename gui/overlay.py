@@ -8,6 +8,7 @@ precomputed list of pixel pairs that straddle two atoms.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional
 
@@ -118,7 +119,7 @@ INCREMENTAL_MAX = 1 / 16               # a change of more of the atom map than t
 
 @dataclass
 class _Cached:
-    atom_map: np.ndarray       # the tree's array itself: a new tree (a new array) never matches
+    tree: weakref.ref          # the tree itself (edits replace its atom map; a new tree never matches)
     version: int               # its version when `geometry` (and its `index`) was brought up to date
     geometry: AtomGeometry
 
@@ -134,13 +135,13 @@ def atom_geometry(tree: SegmentTree) -> AtomGeometry:
     updates the geometry instead of rebuilding it (a stroke then costs what it covers).
     """
     cached = _geometry_cache[0] if _geometry_cache else None
-    if cached is not None and cached.atom_map is tree.atom_map:
+    if cached is not None and cached.tree() is tree:
         if cached.version != tree.atom_version:
             cached = _follow(cached, tree)
         if cached is not None:
             return cached.geometry
     geometry = _compute_geometry(tree.atom_map, tree.n_atoms)
-    _geometry_cache[:] = [_Cached(tree.atom_map, tree.atom_version, geometry)]
+    _geometry_cache[:] = [_Cached(weakref.ref(tree), tree.atom_version, geometry)]
     return geometry
 
 

@@ -3,8 +3,8 @@
 After an edit the session asks for a refresh; once no new request came for QUIET_MS (a burst
 of edits, a slider drag, is one refresh, and the refresh does not compete for the CPU and the
 interpreter lock with the edits themselves), the GUI thread takes reading copies of the trees
-that changed (`SegmentTree.reading_copy`, about a millisecond; an atom map is copied again
-only after a stroke or a leaf cut), and one background thread takes their labels in, fits the
+that changed (`SegmentTree.reading_copy`, about a millisecond; they share the trees' atom
+maps, which edits replace rather than write into), and one background thread takes their labels in, fits the
 classifier and suggests for every image, the shown one first. Each image's suggestions come
 back on the GUI thread (`arrived`) as soon as they are made; requests made meanwhile are
 coalesced into one more run, which stops the running one after its current image.
@@ -85,8 +85,7 @@ class SuggestionRefresher(QObject):
         old = self._copies.get(key)
         if old is not None and old[0] == stamp:
             return old[1]
-        same_atoms = old is not None and old[0][0] == stamp[0] and old[0][2] == stamp[2]
-        copy = tree.reading_copy(old[1].atom_map if same_atoms else None)
+        copy = tree.reading_copy()
         self._copies[key] = (stamp, copy)
         return copy
 

@@ -362,3 +362,27 @@ def test_accepting_random_suggestions_as_one_keeps_every_pixel_s_suggested_label
     if edit is not None:
         tree.undo(edit)
         assert snapshot(tree)[0] == before[0]
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_a_reading_copy_shares_the_atom_map_and_no_edit_writes_into_it(seed):
+    """The suggester reads copies on another thread; a copy used to carry its own atom map (an
+    image-sized array per image of the project). Edits now replace the map, never write into
+    the one a copy holds: after any edits, undos and redos each copy still reads what it saw."""
+    rng = np.random.default_rng(seed)
+    tree = random_tree(rng)
+    copies, edits = [], []
+    for _ in range(12):
+        copy = tree.reading_copy()
+        assert copy.atom_map is tree.atom_map
+        copies.append((copy, copy.atom_map.copy()))
+        edit = apply_random_op(tree, rng)
+        if edit is not None:
+            edits.append(edit)
+        if edits and rng.random() < 0.3:
+            tree.undo(edits[-1])
+            tree.redo(edits[-1])
+    for copy, seen in copies:
+        assert np.array_equal(copy.atom_map, seen)
+    tree.check_invariants()
