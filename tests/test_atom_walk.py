@@ -8,9 +8,10 @@ from PIL import Image
 from skimage.color import rgb2lab
 
 from core.atoms import contour_atoms, contour_strength, gradient_strength
-from core.cut.atom_walk import (FLOOR, KERNEL, RADIUS, LowRankWalk, atom_affinity, atom_centroids,
+from core.cut.atom_walk import (CANDIDATES, FLOOR, KERNEL, RADIUS, LowRankWalk, atom_affinity, atom_centroids,
                                 SpatialNull, atom_cues, dominant_eigenpairs,
-                                intervening_contour, local_pairs, low_rank_bipartition, second_vector)
+                                intervening_contour, leading_vectors, local_pairs, low_rank_bipartition,
+                                sums_above)
 from core.cut.ncut import best_bipartition
 from core.encoders.classic import ClassicEncoder
 from core.pipeline import segment
@@ -124,10 +125,14 @@ def test_spatial_null_is_exact_down_a_tree_of_splits(monkeypatch):
     null = SpatialNull(points, areas, 30.0)
     root = np.arange(90)
     side = points[:, 1] < 40                                   # a clean left/right split
-    assert np.isclose(null.split(root, side), dense_null_ncut(points, areas, 30.0, root, side))
+    other = null.cut(root, ~side & (points[:, 0] < 50))        # a candidate not taken changes nothing
+    assert np.isclose(other.ncut, dense_null_ncut(points, areas, 30.0, root, ~side & (points[:, 0] < 50)))
+    cut = null.cut(root, side)
+    assert np.isclose(cut.ncut, dense_null_ncut(points, areas, 30.0, root, side))
+    null.take(cut)
     right = root[~side]
     inner = rng.uniform(size=len(right)) < 0.3                 # then a ragged one inside the right part
-    assert np.isclose(null.split(right, inner), dense_null_ncut(points, areas, 30.0, right, inner))
+    assert np.isclose(null.cut(right, inner).ncut, dense_null_ncut(points, areas, 30.0, right, inner))
 
 
 def test_atom_walk_tree_nests_and_its_regions_are_unions_of_atoms():
@@ -171,7 +176,7 @@ def test_a_truncation_artefact_is_not_taken_for_the_second_eigenvector():
     f = two_blocks_and(np.array([[-0.08038, 0.0, 1.0]]))
     total = f.sum(axis=0)
     degree = f @ total
-    v = second_vector(f / np.sqrt(degree)[:, None], np.sqrt(degree)) / np.sqrt(degree)
+    v = leading_vectors(f / np.sqrt(degree)[:, None], np.sqrt(degree), 1)[0] / np.sqrt(degree)
     side, ncut = low_rank_bipartition(f, total, v)
     assert np.isfinite(ncut)
     assert len(set(side[:10])) == len(set(side[10:29])) == 1 and side[0] != side[10]   # the two regions
@@ -215,3 +220,35 @@ def test_contours_inside_texture_fade_and_an_isolated_edge_stays():
     assert np.median(gradient[texture]) > 0.5 * gradient[edge].max()        # before: texture looks like edges
     assert np.median(suppressed[texture]) < 0.2 * suppressed[edge].max()
     assert suppressed[edge].max() > 0.7 * gradient[edge].max()
+
+
+def test_a_split_takes_the_leading_vector_whose_sweep_has_the_lowest_ratio_to_the_null():
+    """Decision 0008, seventh round: the second eigenvector minimises the relaxed NCut, not the
+    ratio that decides the tree; each of the CANDIDATES leading vectors' best sweep is compared."""
+    rng = np.random.default_rng(3)
+    n = 60
+    centroids = rng.uniform(0, 100, (n, 2))
+    groups = (centroids[:, 0] > 50).astype(int) + 2 * (centroids[:, 1] > 70)
+    f = np.eye(4)[groups] + 0.25 * rng.uniform(size=(n, 4))
+    walk = LowRankWalk.__new__(LowRankWalk)
+    walk.f, walk.w, walk.centroids = f, sp.csr_matrix((n, n)), centroids
+    walk.null = SpatialNull(centroids, np.ones(n), 20.0)
+    total, degree = f.sum(axis=0), f @ f.sum(axis=0)
+    ratios = []
+    for u in leading_vectors(f / np.sqrt(degree)[:, None], np.sqrt(degree), CANDIDATES):
+        v = u / np.sqrt(degree)
+        side, ncut = low_rank_bipartition(f, total, v * np.sign(v[np.argmax(np.abs(v))]))
+        ratios.append(ncut / dense_null_ncut(centroids, np.ones(n), 20.0, np.arange(n), side))
+    assert len(ratios) >= 2 and min(ratios) < 0.95 * ratios[0]      # the second vector is not the best here
+    side, ratio = walk.split(np.arange(n))
+    assert np.isclose(ratio, min(ratios))
+
+
+@pytest.mark.parametrize("n", [1, 7, 299, 301, 3000])
+def test_sums_above_each_threshold_equal_the_direct_sums_with_ties(n):
+    # small nodes sum their rows in order, large ones per stretch between thresholds
+    rng = np.random.default_rng(n)
+    f, v = rng.standard_normal((n, 5)), np.round(rng.standard_normal(n), 1)      # many ties
+    thresholds = np.linspace(0.99 * v.min(), 0.99 * v.max(), 100)
+    expected = np.array([f[v > t].sum(axis=0) for t in thresholds])
+    assert np.allclose(sums_above(f, v, thresholds), expected, atol=1e-9)
