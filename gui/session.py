@@ -267,7 +267,8 @@ class Session(QObject):
                 self._set_status(doc, WORKING)
             self.job_progress.emit(True, 0)
             if doc is self.doc:
-                self.message.emit(f"segmenting {doc.name}…")
+                self.message.emit(f"segmenting {doc.name}…" if job.cutter_shape is None
+                                  else f"{doc.name}: preparing to cut the region…")
 
     def _job_progress(self, job: Job, stage: str, fraction: float) -> None:
         doc = self._doc_for(job)
