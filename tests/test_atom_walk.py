@@ -8,7 +8,7 @@ from PIL import Image
 from skimage.color import rgb2lab
 
 from core.atoms import contour_atoms, contour_strength, gradient_strength
-from core.cut.atom_walk import (CANDIDATES, FLOOR, KERNEL, RADIUS, LowRankWalk, atom_affinity, atom_centroids,
+from core.cut.atom_walk import (CANDIDATES, FLOOR, GRID_ATOMS, KERNEL, RADIUS, LowRankWalk, atom_affinity, atom_centroids,
                                 SpatialNull, atom_cues, dominant_eigenpairs,
                                 intervening_contour, leading_vectors, local_pairs, low_rank_bipartition,
                                 sums_above)
@@ -252,3 +252,20 @@ def test_sums_above_each_threshold_equal_the_direct_sums_with_ties(n):
     thresholds = np.linspace(0.99 * v.min(), 0.99 * v.max(), 100)
     expected = np.array([f[v > t].sum(axis=0) for t in thresholds])
     assert np.allclose(sums_above(f, v, thresholds), expected, atol=1e-9)
+
+
+def test_the_null_of_a_large_node_summed_on_a_grid_is_the_exact_one():
+    # nodes of GRID_ATOMS or more atoms sum the Gaussian on a grid (decision 0008, seventh round)
+    rng = np.random.default_rng(7)
+    n = GRID_ATOMS + 300
+    points, areas = rng.uniform(0, 640, (n, 2)), rng.uniform(20, 80, n)
+    null = SpatialNull(points, areas, 64.0)
+    root = np.arange(n)
+    for side in (points[:, 0] < 300, (points[:, 0] - 320) ** 2 + (points[:, 1] - 300) ** 2 < 90 ** 2):
+        exact = dense_null_ncut(points, areas, 64.0, root, side)
+        assert abs(null.cut(root, side).ncut - exact) < 1e-3 * exact
+    cut = null.cut(root, points[:, 0] < 300)
+    null.take(cut)
+    left = root[points[:, 0] < 300]                       # below GRID_ATOMS: exact, degrees fresh
+    inner = points[left, 1] < 200
+    assert np.isclose(null.cut(left, inner).ncut, dense_null_ncut(points, areas, 64.0, left, inner))
