@@ -310,9 +310,11 @@ class Session(QObject):
         doc = self._doc_for(job)
         self.worker.done(job)
         self._jobs_ended()
-        if job.cutter_shape is not None and self._take_waiting(job) is not None and doc is not None:
-            self._say(doc, f"{doc.name}: cannot cut the region: {text.splitlines()[0]}")
-        if job.cutter_shape is not None or doc is None:
+        if job.cutter_shape is not None:          # only a cutter was prepared: the image is as it was
+            if self._take_waiting(job) is not None and doc is not None:
+                self._say(doc, f"{doc.name}: cannot cut the region: {text.splitlines()[0]}")
+            return
+        if doc is None:
             return
         doc.recut = None
         if doc.tree is not None:         # a re-cut failed: the tree and its edits stay
